@@ -1,0 +1,3 @@
+"""sslm-ci: ssl-mgr's renew/roll certificate model, run as a GitOps job."""
+
+__version__ = "0.1.0"

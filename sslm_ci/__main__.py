@@ -1,0 +1,3 @@
+from sslm_ci.cli import main
+
+main()

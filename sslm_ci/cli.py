@@ -1,0 +1,399 @@
+"""``sslm-ci`` command line: thin click wrappers over the stages.
+
+Exit codes: 0 success or nothing to do, 1 operational failure, 2 usage or config error.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from sslm_ci.clock import resolve_now
+from sslm_ci.errors import SslmError, UsageError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class Globals:
+    repo: Path
+    now_option: str | None
+    verbose: bool
+
+    @property
+    def now(self) -> datetime:
+        return resolve_now(self.now_option)
+
+
+def _echo(line: str) -> None:
+    click.echo(line)
+
+
+def _push_options(func: F) -> F:
+    func = click.option(
+        "--signing-key",
+        type=click.Path(path_type=Path, dir_okay=False),
+        envvar="SSLM_CI_SIGNING_KEY",
+        help="SSH private key that signs commits and tags (env SSLM_CI_SIGNING_KEY).",
+    )(func)
+    func = click.option(
+        "--remote", envvar="SSLM_CI_REMOTE", help="Remote to push to (default: origin if any)."
+    )(func)
+    func = click.option("--no-push", is_flag=True, help="Commit and tag, but do not push.")(func)
+    func = click.option(
+        "--push-retries",
+        type=click.IntRange(0, 20),
+        default=3,
+        show_default=True,
+        envvar="SSLM_CI_PUSH_RETRIES",
+        help="Fetch/rebase/retry rounds on a rejected push.",
+    )(func)
+    return func
+
+
+def _settings(
+    g: Globals, signing_key: Path | None, remote: str | None, no_push: bool, push_retries: int
+) -> Any:
+    from sslm_ci.stages import Settings
+
+    return Settings(
+        repo_root=g.repo,
+        now=g.now,
+        remote=remote,
+        push=not no_push,
+        push_retries=push_retries,
+        signing_key=signing_key,
+        echo=_echo,
+    )
+
+
+class SslmGroup(click.Group):
+    """Turns our errors into one ``error:`` line and the exit code the error carries."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SslmError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=SslmGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--repo",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=".",
+    envvar="SSLM_CI_REPO",
+    show_default=True,
+    help="The GitOps repository (holds inventory/, certs/, zones/).",
+)
+@click.option(
+    "--now",
+    "now_option",
+    envvar="SSLM_CI_NOW",
+    help="Pretend it is this ISO 8601 instant for every decision (env SSLM_CI_NOW).",
+)
+@click.option("-v", "--verbose", is_flag=True)
+@click.pass_context
+def cli(ctx: click.Context, repo: Path, now_option: str | None, verbose: bool) -> None:
+    """Certificate renew/roll as a GitOps job (ssl-mgr's model, keys sops+age encrypted)."""
+    ctx.obj = Globals(repo=repo, now_option=now_option, verbose=verbose)
+
+
+def _selection(ctx_obj: Any, args: Sequence[str]) -> Any:
+    from sslm_ci.config.selection import parse_selection
+
+    return parse_selection(list(args), ctx_obj.inventory)
+
+
+def _report(result: Any) -> None:
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if result.commit:
+        click.echo(
+            f"{result.stage}: committed {result.commit[:12]}, tag {result.tag}"
+            + (", pushed" if result.pushed else "")
+        )
+    else:
+        click.echo(f"{result.stage}: nothing to do")
+
+
+@cli.command()
+@click.option("-f", "--force", is_flag=True, help="Renew even if not due.")
+@click.option("-r", "--reuse", is_flag=True, help="Reuse curr's key (TLSA 3 1 1 unchanged).")
+@_push_options
+@click.argument("selection", nargs=-1)
+@click.pass_obj
+def renew(
+    g: Globals,
+    force: bool,
+    reuse: bool,
+    signing_key: Path | None,
+    remote: str | None,
+    no_push: bool,
+    push_retries: int,
+    selection: tuple[str, ...],
+) -> None:
+    """New key, CSR and cert into next for each due service: GROUP:SVC[,SVC] ..."""
+    from sslm_ci.stages import Context, run_renew
+
+    ctx = Context(_settings(g, signing_key, remote, no_push, push_retries))
+    result = run_renew(ctx, _selection(ctx, selection), force=force, reuse=reuse)
+    _report(result)
+
+
+@cli.command()
+@click.option("-f", "--force", is_flag=True, help="Roll past the time gates (loudly).")
+@click.option(
+    "--roll-mins",
+    "--min-roll-mins",
+    "roll_mins",
+    type=click.IntRange(0),
+    help="Only roll a next older than this (config min_roll_mins).",
+)
+@_push_options
+@click.argument("selection", nargs=-1)
+@click.pass_obj
+def roll(
+    g: Globals,
+    force: bool,
+    roll_mins: int | None,
+    signing_key: Path | None,
+    remote: str | None,
+    no_push: bool,
+    push_retries: int,
+    selection: tuple[str, ...],
+) -> None:
+    """Make next the new curr once it is safe."""
+    from sslm_ci.stages import Context, run_roll
+
+    ctx = Context(_settings(g, signing_key, remote, no_push, push_retries))
+    result = run_roll(ctx, _selection(ctx, selection), force=force, min_roll_mins=roll_mins)
+    _report(result)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.argument("selection", nargs=-1)
+@click.pass_obj
+def status(g: Globals, as_json: bool, selection: tuple[str, ...]) -> None:
+    """Every service: curr/next expiry, days left, when it renews, roll state."""
+    from sslm_ci.config.loader import load_inventory
+    from sslm_ci.config.selection import parse_selection
+    from sslm_ci.report.status import render_json, render_text, service_status
+    from sslm_ci.stages import renew_input_for
+    from sslm_ci.store import Store
+
+    now = g.now
+    root = g.repo.resolve()
+    inv = load_inventory(root / "inventory", root)
+    store = Store(root)
+    rows = [
+        service_status(inv, store, svc, now, renew_input_for(inv, store, svc, now, False))
+        for svc in parse_selection(list(selection), inv)
+    ]
+    click.echo(render_json(rows, now) if as_json else render_text(rows, now))
+
+
+@cli.command()
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, dir_okay=False)
+)
+def info(files: tuple[Path, ...]) -> None:
+    """Describe certs, chains, CSRs, keys and bundles (never prints key material)."""
+    from sslm_ci.pki.inspect import describe
+
+    for path in files:
+        click.echo(f"== {path}")
+        click.echo(describe(_read_maybe_sops(path)))
+
+
+def _read_maybe_sops(path: Path) -> bytes:
+    from sslm_ci.gitops.sops import Sops, is_sops_file
+
+    raw = path.read_bytes()
+    if is_sops_file(raw):
+        return Sops(path.parent).decrypt(path)
+    return raw
+
+
+@cli.command()
+@click.argument("cert", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option(
+    "--chain",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="Issuer certificates (chain.pem); default: the certs after the first in CERT.",
+)
+@click.option(
+    "--root",
+    "roots",
+    multiple=True,
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="Trust anchor(s) for a full path check.",
+)
+@click.pass_obj
+def verify(g: Globals, cert: Path, chain: Path | None, roots: tuple[Path, ...]) -> None:
+    """Verify a certificate against its chain (signatures, validity, CA flags)."""
+    from sslm_ci.pki.pem import pem_certs
+    from sslm_ci.pki.verify import verify_chain
+
+    certs = pem_certs(cert.read_bytes())
+    if not certs:
+        raise UsageError(f"{cert}: no certificate found")
+    chain_certs = pem_certs(chain.read_bytes()) if chain else certs[1:]
+    root_certs = [c for r in roots for c in pem_certs(r.read_bytes())]
+    result = verify_chain(certs[0], chain_certs, root_certs or None, g.now)
+    if result.ok:
+        click.echo(f"{cert}: OK")
+        return
+    for reason in result.reasons:
+        click.echo(f"{cert}: {reason}", err=True)
+    sys.exit(1)
+
+
+@cli.command()
+@click.option(
+    "-k",
+    "--kind",
+    "kinds",
+    multiple=True,
+    default=("ffdhe8192",),
+    show_default=True,
+    help="RFC 7919 group (ffdhe2048..ffdhe8192) or a bit size for classic params.",
+)
+@click.option(
+    "--dir",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Where to write (default: <repo>/dh).",
+)
+@click.option("--max-age-days", type=click.IntRange(1), default=120, show_default=True)
+@click.pass_obj
+def dhparm(g: Globals, kinds: tuple[str, ...], out_dir: Path | None, max_age_days: int) -> None:
+    """Diffie-Hellman parameters: named groups written once, classic ones refreshed."""
+    from sslm_ci.dhfiles import ensure_dh_files
+
+    target = out_dir or (g.repo / "dh")
+    for line in ensure_dh_files(target, kinds, g.now, max_age_days):
+        click.echo(line)
+
+
+@cli.command()
+def clean() -> None:
+    """No-op kept for ssl-mgr compatibility: git history is the archive."""
+    click.echo("clean: nothing to do (previous certificates live in git history)")
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
+@click.option(
+    "--from",
+    "from_dir",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="An ssl-mgr conf.d to copy (default: the embedded example inventory).",
+)
+@click.option(
+    "--age-recipient",
+    "ci_recipients",
+    multiple=True,
+    help="age public key that may decrypt everything (CI, admins). Default: the "
+    "public key of SOPS_AGE_KEY_FILE / SOPS_AGE_KEY.",
+)
+@click.option(
+    "--host-recipient",
+    "host_recipients",
+    multiple=True,
+    metavar="HOST=AGE_PUBKEY",
+    help="A server's age public key; it decrypts only that server's services.",
+)
+@click.pass_obj
+def init(
+    g: Globals,
+    directory: Path,
+    from_dir: Path | None,
+    ci_recipients: tuple[str, ...],
+    host_recipients: tuple[str, ...],
+) -> None:
+    """Make DIRECTORY a ready GitOps repo: inventory, recipients, .sops.yaml, first commit."""
+    from sslm_ci.repoinit import init_repo
+
+    sha = init_repo(directory, from_dir, list(ci_recipients), list(host_recipients), g.now)
+    click.echo(f"initialised {directory} (commit {sha[:12]})")
+
+
+@cli.command()
+@click.option("--host", required=True, help="This server's name as in the inventory's servers.")
+@click.option(
+    "--dest",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Production directory (ssl-mgr's prod_cert_dir layout).",
+)
+@click.option(
+    "--allowed-signers",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    envvar="SSLM_CI_ALLOWED_SIGNERS",
+    help="ssh allowed_signers file; when given, unsigned or untrusted tags are refused.",
+)
+@click.option(
+    "--tag-pattern",
+    default="sslm/**",
+    show_default=True,
+    help="Tags to consider (refs/tags/PATTERN; ** crosses slashes).",
+)
+@click.option("--remote", envvar="SSLM_CI_REMOTE", help="Remote to fetch (default: origin).")
+@click.option(
+    "--age-key",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="This host's age identity file (default: SOPS_AGE_KEY_FILE / SOPS_AGE_KEY).",
+)
+@click.pass_obj
+def pull(
+    g: Globals,
+    host: str,
+    dest: Path,
+    allowed_signers: Path | None,
+    tag_pattern: str,
+    remote: str | None,
+    age_key: Path | None,
+) -> None:
+    """On a server: install the newest signed tag's certs for HOST into DEST."""
+    from sslm_ci.deploy.pull import PullSettings, run_pull
+
+    run_pull(
+        PullSettings(
+            clone=g.repo,
+            host=host,
+            dest=dest,
+            allowed_signers=allowed_signers,
+            tag_pattern=tag_pattern,
+            remote=remote,
+            age_key_file=age_key,
+            echo=_echo,
+        )
+    )
+
+
+@cli.command()
+@click.pass_obj
+def guard(g: Globals) -> None:
+    """Refuse plaintext private keys in the staged tree (use as a git pre-commit hook)."""
+    from sslm_ci.gitops.guard import assert_no_plaintext_secrets
+
+    assert_no_plaintext_secrets(g.repo.resolve())
+    click.echo("guard: no plaintext private keys staged")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point; click maps usage errors to exit 2."""
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="sslm-ci")
+    except SystemExit as exc:
+        if exc.code not in (0, None) or argv is None:
+            raise

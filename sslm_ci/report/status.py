@@ -1,0 +1,109 @@
+"""``sslm-ci status``: every service's curr/next expiry and when it renews or rolls.
+
+Gathering reads only public files (certs, info): status never needs a decryption key.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+
+from sslm_ci.config.model import Inventory, Service
+from sslm_ci.policy import Due, RenewInput, renewal_decision
+from sslm_ci.store import Slot, Store
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    ident: str
+    group: str
+    service: str
+    signing_ca: str
+    curr_expires: datetime | None
+    curr_days_left: float | None
+    next_expires: datetime | None
+    next_issued_at: datetime | None
+    renew_due: bool
+    renew_reason: str
+    renew_at: datetime | None
+    roll_state: str
+
+
+def _roll_state(next_issued: datetime | None, now: datetime, min_roll_mins: int) -> str:
+    if next_issued is None:
+        return "-"
+    age = now - next_issued
+    ready_at = next_issued + timedelta(minutes=min_roll_mins)
+    age_txt = _span(age)
+    if now >= ready_at:
+        return f"next issued {age_txt} ago, ready to roll"
+    return f"next issued {age_txt} ago, min_roll_mins in {_span(ready_at - now)}"
+
+
+def _span(delta: timedelta) -> str:
+    secs = int(delta.total_seconds())
+    if secs < 3600:
+        return f"{max(secs, 0) // 60}m"
+    if secs < 86400 * 2:
+        return f"{secs // 3600}h{(secs % 3600) // 60:02d}m"
+    return f"{secs // 86400}d"
+
+
+def service_status(
+    inv: Inventory, store: Store, svc: Service, now: datetime, renew_input: RenewInput
+) -> ServiceStatus:
+    curr = store.read_cert(svc.group, svc.service, Slot.CURR)
+    nxt = store.read_cert(svc.group, svc.service, Slot.NEXT)
+    next_info = store.read_info(svc.group, svc.service, Slot.NEXT)
+    decision = renewal_decision(renew_input)
+    curr_exp = curr.not_valid_after_utc if curr else None
+    return ServiceStatus(
+        ident=svc.ident,
+        group=svc.group,
+        service=svc.service,
+        signing_ca=svc.signing_ca,
+        curr_expires=curr_exp,
+        curr_days_left=(curr_exp - now).total_seconds() / 86400 if curr_exp else None,
+        next_expires=nxt.not_valid_after_utc if nxt else None,
+        next_issued_at=next_info.issued_at if next_info else None,
+        renew_due=isinstance(decision, Due),
+        renew_reason=decision.reason,
+        renew_at=None if isinstance(decision, Due) else decision.renew_at,
+        roll_state=_roll_state(
+            next_info.issued_at if next_info else None, now, inv.globals.min_roll_mins
+        ),
+    )
+
+
+def render_text(rows: list[ServiceStatus], now: datetime) -> str:
+    header = ("service", "ca", "curr expires", "days", "next expires", "renewal", "roll")
+    table: list[tuple[str, ...]] = [header]
+    for r in rows:
+        renewal = f"DUE ({r.renew_reason})" if r.renew_due else r.renew_reason
+        if not r.renew_due and r.renew_at:
+            renewal += f" ({r.renew_at:%Y-%m-%d})"
+        table.append(
+            (
+                r.ident,
+                r.signing_ca,
+                f"{r.curr_expires:%Y-%m-%d %H:%M}" if r.curr_expires else "-",
+                f"{r.curr_days_left:.1f}" if r.curr_days_left is not None else "-",
+                f"{r.next_expires:%Y-%m-%d %H:%M}" if r.next_expires else "-",
+                renewal,
+                r.roll_state,
+            )
+        )
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    lines = [f"status at {now.isoformat()}"]
+    for row in table:
+        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return "\n".join(lines)
+
+
+def render_json(rows: list[ServiceStatus], now: datetime) -> str:
+    def conv(value: object) -> object:
+        return value.isoformat() if isinstance(value, datetime) else value
+
+    services = [{k: conv(v) for k, v in asdict(r).items()} for r in rows]
+    return json.dumps({"now": now.isoformat(), "services": services}, indent=2)

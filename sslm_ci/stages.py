@@ -1,0 +1,535 @@
+"""The renew and roll stages: gather facts, ask :mod:`sslm_ci.policy`, write, commit, tag, push.
+
+Each stage is all-or-nothing: it refuses to start on a dirty state tree, writes into the
+working tree, and either lands one commit (plus tag and push) or restores every path it
+touched to ``HEAD``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
+
+from sslm_ci.clock import stamp
+from sslm_ci.config.loader import load_inventory
+from sslm_ci.config.model import CA_GROUP, Inventory, Service
+from sslm_ci.dns import tlsa_zone
+from sslm_ci.errors import ConfigError, OperationalError
+from sslm_ci.gitops.git import GitRepo, Signing
+from sslm_ci.gitops.recipients import load_recipients, render_sops_config
+from sslm_ci.gitops.sops import Sops
+from sslm_ci.pki import ca as pki_ca
+from sslm_ci.pki import csr as pki_csr
+from sslm_ci.pki import keys as pki_keys
+from sslm_ci.pki.pem import build_outputs
+from sslm_ci.pki.tlsa import tlsa_cert_for_usage, tlsa_data
+from sslm_ci.pki.verify import verify_chain
+from sslm_ci.policy import (
+    CertFacts,
+    Due,
+    NextFacts,
+    RenewInput,
+    Roll,
+    RollInput,
+    Wanted,
+    renewal_decision,
+    roll_decision,
+)
+from sslm_ci.store import SOPS_SUFFIX, Slot, SlotInfo, Store, atomic_write
+
+INVENTORY_DIR = "inventory"
+SOPS_CONFIG = ".sops.yaml"
+STATE_PATHS: tuple[str, ...] = ("certs", "zones", SOPS_CONFIG)
+
+Echo = Callable[[str], None]
+
+
+@dataclass
+class Settings:
+    """Run-wide settings from the CLI and the environment."""
+
+    repo_root: Path
+    now: datetime
+    remote: str | None = None  # None: push to 'origin' when it exists
+    push: bool = True
+    push_retries: int = 3
+    signing_key: Path | None = None
+    sops_binary: Path | None = None
+    echo: Echo = print
+
+
+@dataclass
+class StageResult:
+    stage: str
+    done: list[tuple[str, str]] = field(default_factory=list)  # (ident, reason)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    commit: str | None = None
+    tag: str | None = None
+    pushed: bool = False
+
+
+class Context:
+    """Everything a stage touches, opened once."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.root = settings.repo_root.resolve()
+        self.now = settings.now
+        self.inventory: Inventory = load_inventory(self.root / INVENTORY_DIR, self.root)
+        self.sops = Sops(self.root, binary=settings.sops_binary)
+        self.store = Store(self.root, self.sops)
+        self.git = GitRepo(self.root, Signing(settings.signing_key))
+
+    def echo(self, line: str) -> None:
+        self.settings.echo(line)
+
+
+# ---------------------------------------------------------------------------------------------
+# facts
+
+
+def key_desc_of(public_key: object) -> str:
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        return f"ec:{public_key.curve.name}"
+    if isinstance(public_key, rsa.RSAPublicKey):
+        return f"rsa:{public_key.key_size}"
+    return type(public_key).__name__
+
+
+def wanted_for(svc: Service) -> Wanted:
+    key = svc.key
+    desc = f"ec:{key.ec_algo}" if key.ktype == "ec" else f"rsa:{key.rsa_bits}"
+    names = {n.lower() for n in svc.names} if svc.ca is None else set()
+    return Wanted(names=frozenset(names), key_desc=desc, signing_ca=svc.signing_ca)
+
+
+def cert_names(cert: x509.Certificate) -> frozenset[str]:
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return frozenset()
+    names = [n.lower() for n in ext.value.get_values_for_type(x509.DNSName)]
+    names += [str(ip) for ip in ext.value.get_values_for_type(x509.IPAddress)]
+    return frozenset(names)
+
+
+def cert_facts(store: Store, svc: Service, slot: Slot) -> CertFacts | None:
+    cert = store.read_cert(svc.group, svc.service, slot)
+    if cert is None:
+        return None
+    info = store.read_info(svc.group, svc.service, slot)
+    names = cert_names(cert) if svc.ca is None else frozenset()
+    return CertFacts(
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        names=names,
+        key_desc=key_desc_of(cert.public_key()),
+        signing_ca=info.signing_ca if info else svc.signing_ca,
+        serial=cert.serial_number,
+    )
+
+
+def renew_input_for(
+    inv: Inventory, store: Store, svc: Service, now: datetime, force: bool
+) -> RenewInput:
+    g = inv.globals
+    days = svc.renew_expire_days if svc.renew_expire_days is not None else g.renew_expire_days
+    return RenewInput(
+        ident=svc.ident,
+        now=now,
+        force=force,
+        wanted=wanted_for(svc),
+        curr=cert_facts(store, svc, Slot.CURR),
+        next=cert_facts(store, svc, Slot.NEXT),
+        renew_expire_days=days,
+        spread_days=g.renew_expire_days_spread,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# transaction helpers
+
+
+def _dirty_state_paths(root: Path) -> list[str]:
+    out = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all", "--", *STATE_PATHS],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [line[3:] for line in out.splitlines() if line.strip()]
+
+
+def _restore_state(root: Path) -> None:
+    """Put every state path back to HEAD: the stage leaves nothing half-written."""
+    has_head = (
+        subprocess.run(
+            ["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=root, capture_output=True
+        ).returncode
+        == 0
+    )
+    if has_head:
+        subprocess.run(["git", "reset", "-q", "--", *STATE_PATHS], cwd=root, capture_output=True)
+        subprocess.run(
+            ["git", "checkout", "-q", "HEAD", "--", *STATE_PATHS], cwd=root, capture_output=True
+        )
+    subprocess.run(["git", "clean", "-fdq", "--", *STATE_PATHS], cwd=root, capture_output=True)
+
+
+@contextmanager
+def state_transaction(ctx: Context) -> Iterator[None]:
+    dirty = _dirty_state_paths(ctx.root)
+    if dirty:
+        raise OperationalError(
+            "uncommitted changes under the state paths; commit or discard them first: "
+            + ", ".join(dirty[:5])
+            + (" ..." if len(dirty) > 5 else "")
+        )
+    try:
+        yield
+    except BaseException:
+        _restore_state(ctx.root)
+        raise
+
+
+# ---------------------------------------------------------------------------------------------
+# .sops.yaml and TLSA
+
+
+def sync_sops_config(ctx: Context) -> bool:
+    """Regenerate ``.sops.yaml``; when recipients changed, re-wrap existing secrets."""
+    text = render_sops_config(ctx.inventory, load_recipients(ctx.root))
+    path = ctx.root / SOPS_CONFIG
+    if path.is_file() and path.read_text() == text:
+        return False
+    atomic_write(path, text.encode())
+    for secret in sorted((ctx.root / "certs").rglob(f"*{SOPS_SUFFIX}")):
+        ctx.sops.update_keys(secret)
+    return True
+
+
+def tlsa_records(ctx: Context, apex: str) -> list[tlsa_zone.TlsaRecord]:
+    records: list[tlsa_zone.TlsaRecord] = []
+    for svc in ctx.inventory.active_services():
+        if svc.group != apex or not svc.dane_tls:
+            continue
+        for slot in (Slot.CURR, Slot.NEXT):
+            cert = ctx.store.read_cert(svc.group, svc.service, slot)
+            if cert is None:
+                continue
+            chain = ctx.store.read_chain(svc.group, svc.service, slot)
+            for entry in svc.dane_tls:
+                target = tlsa_cert_for_usage(cert, chain, entry.usage)
+                data = tlsa_data(target, entry.selector, entry.match)
+                for owner in tlsa_zone.owners_for(svc, entry):
+                    records.append(
+                        tlsa_zone.TlsaRecord(
+                            owner,
+                            svc.dane_tls_ttl,
+                            entry.usage,
+                            entry.selector,
+                            entry.match,
+                            data,
+                        )
+                    )
+    return records
+
+
+def refresh_tlsa(ctx: Context, apexes: Sequence[str]) -> list[str]:
+    changed: list[str] = []
+    for apex in sorted(set(apexes)):
+        if apex == CA_GROUP:
+            continue
+        has_dane = any(s.group == apex and s.dane_tls for s in ctx.inventory.active_services())
+        if not has_dane and not (ctx.root / ctx.store.tlsa_rel(apex)).exists():
+            continue
+        text = tlsa_zone.render(apex, tlsa_records(ctx, apex))
+        if ctx.store.write_tlsa(apex, text):
+            changed.append(apex)
+    return changed
+
+
+# ---------------------------------------------------------------------------------------------
+# commit / tag / push
+
+
+def _trailers(stage: str, result: StageResult) -> str:
+    lines = [f"Sslm-Stage: {stage}"]
+    for ident, _ in result.done:
+        lines.append(f"Sslm-Service: {ident}")
+    for ident, reason in result.done:
+        lines.append(f"Sslm-Reason: {ident} {reason}")
+    return "\n".join(lines)
+
+
+def land(ctx: Context, stage: str, summary: str, body: str, result: StageResult) -> None:
+    """Commit the state paths, tag the commit, push both (fetch/rebase/retry on rejection)."""
+    message = f"{stage}: {summary}\n\n{body}\n\n{_trailers(stage, result)}\n"
+    sha = ctx.git.commit(message, list(STATE_PATHS), ctx.now)
+    if sha is None:
+        return
+    result.commit = sha
+    tag = unique_tag_name(ctx, f"sslm/{stage}/{stamp(ctx.now)}")
+    ctx.git.tag(tag, f"sslm-ci {stage}: {summary}", ctx.now)
+    result.tag = tag
+    remote = resolve_remote(ctx)
+    if remote is None or not ctx.settings.push:
+        why = "--no-push" if remote is not None else "no remote configured"
+        result.warnings.append(f"{why}: commit and tag stay local")
+        return
+    branch = ctx.git.current_branch()
+    if branch is None:
+        raise OperationalError("HEAD is detached: check out the branch CI should push")
+    ctx.git.push(remote, branch, [tag], retries=ctx.settings.push_retries)
+    result.pushed = True
+
+
+def resolve_remote(ctx: Context) -> str | None:
+    names = subprocess.run(
+        ["git", "remote"], cwd=ctx.root, capture_output=True, text=True, check=True
+    ).stdout.split()
+    wanted = ctx.settings.remote
+    if wanted:
+        if wanted not in names:
+            raise OperationalError(f"git remote {wanted!r} does not exist in {ctx.root}")
+        return wanted
+    return "origin" if "origin" in names else None
+
+
+def unique_tag_name(ctx: Context, base: str) -> str:
+    existing = {t.ref_name for t in ctx.git.tags(f"{base}*")}
+    if base not in existing:
+        return base
+    n = 2
+    while f"{base}-{n}" in existing:
+        n += 1
+    return f"{base}-{n}"
+
+
+# ---------------------------------------------------------------------------------------------
+# renew
+
+
+@dataclass
+class _Issued:
+    key_pem: bytes
+    cert: x509.Certificate
+    chain: list[x509.Certificate]
+
+
+def ca_order(inv: Inventory, services: Sequence[Service]) -> list[Service]:
+    """Issuers before the certificates they sign (roots, then intermediates, then leaves)."""
+
+    def depth(svc: Service) -> int:
+        d = 0
+        cur: Service | None = svc
+        seen: set[str] = set()
+        while cur is not None and not cur.is_self_signed and cur.ident not in seen:
+            seen.add(cur.ident)
+            cur = inv.ca_service(cur.signing_ca)
+            d += 1
+        return d
+
+    return sorted(services, key=lambda s: (s.ca is None, depth(s)))
+
+
+def _signing_material(
+    ctx: Context, ca_svc: Service, issued: dict[str, _Issued]
+) -> tuple[x509.Certificate, pki_keys.PrivateKey, list[x509.Certificate]]:
+    """The CA's certificate, key and chain that signs now: curr; at bootstrap, this run's."""
+    g, s = ca_svc.group, ca_svc.service
+    if ctx.store.has_slot(g, s, Slot.CURR):
+        slot = Slot.CURR
+    elif ca_svc.ident in issued:
+        fresh = issued[ca_svc.ident]
+        return fresh.cert, pki_keys.load_private_key(fresh.key_pem), fresh.chain
+    elif ctx.store.has_slot(g, s, Slot.NEXT):
+        slot = Slot.NEXT
+    else:
+        raise OperationalError(
+            f"CA {s!r} ({ca_svc.ident}) has no certificate yet: "
+            f"renew it first (sslm-ci renew {g}:{s})"
+        )
+    cert = ctx.store.read_cert(g, s, slot)
+    assert cert is not None
+    key = pki_keys.load_private_key(ctx.store.read_secret(g, s, slot, "privkey.pem"))
+    chain = ctx.store.read_chain(g, s, slot)
+    return cert, key, chain
+
+
+def _issue(
+    ctx: Context, svc: Service, reuse: bool, issued: dict[str, _Issued]
+) -> tuple[_Issued, bytes, bool]:
+    """Key, CSR and certificate for one service. Returns (issued, csr_pem, key_reused)."""
+    inv = ctx.inventory
+    reused = False
+    if reuse and ctx.store.has_slot(svc.group, svc.service, Slot.CURR):
+        key_pem = ctx.store.read_secret(svc.group, svc.service, Slot.CURR, "privkey.pem")
+        key = pki_keys.load_private_key(key_pem)
+        reused = wanted_for(svc).key_desc == key_desc_of(key.public_key())
+        if not reused:
+            ctx.echo(f"  {svc.ident}: key type changed, not reusing curr's key")
+    if not reused:
+        key = pki_keys.generate_private_key(svc.key)
+        key_pem = pki_keys.private_key_pem(key)
+    csr = pki_csr.build_csr(key, svc.x509, is_ca=svc.ca is not None)
+    if svc.is_self_signed:
+        if svc.ca is None:
+            raise ConfigError(svc.file, "CA", "a self-signed service needs a [CA] section")
+        cert = pki_ca.issue_root(key, svc.x509, svc.ca.sign_end_days, svc.ca.digest, ctx.now)
+        chain: list[x509.Certificate] = []
+    else:
+        ca_info = inv.cas.get(svc.signing_ca)
+        if ca_info is None:
+            raise ConfigError(svc.file, "signing_ca", f"unknown CA {svc.signing_ca!r}")
+        if ca_info.ca_type == "certbot":
+            raise OperationalError(
+                f"{svc.ident}: signing_ca {svc.signing_ca!r} is an ACME (certbot) CA; "
+                "ACME issuance is not available in this version"
+            )
+        ca_svc = inv.ca_service(svc.signing_ca)
+        if ca_svc is None or ca_svc.ca is None:
+            raise ConfigError(svc.file, "signing_ca", f"no CA service holds {svc.signing_ca!r}")
+        ca_cert, ca_key, ca_chain = _signing_material(ctx, ca_svc, issued)
+        # As ssl-mgr: whatever a CA signs lives for that CA's sign_end_days.
+        days, digest = ca_svc.ca.sign_end_days, ca_svc.ca.digest
+        if svc.ca is not None:
+            cert = pki_ca.issue_intermediate(csr, ca_cert, ca_key, days, digest, ctx.now)
+        else:
+            cert = pki_ca.issue_leaf(csr, ca_cert, ca_key, days, digest, ctx.now)
+        chain = [ca_cert, *ca_chain]
+    return _Issued(key_pem, cert, chain), csr.public_bytes(Encoding.PEM), reused
+
+
+def run_renew(
+    ctx: Context, selection: Sequence[Service], force: bool = False, reuse: bool = False
+) -> StageResult:
+    result = StageResult("renew")
+    with state_transaction(ctx):
+        sops_changed = sync_sops_config(ctx)
+        issued: dict[str, _Issued] = {}
+        touched_apexes: list[str] = []
+        for svc in ca_order(ctx.inventory, selection):
+            inp = renew_input_for(ctx.inventory, ctx.store, svc, ctx.now, force)
+            decision = renewal_decision(inp)
+            if not isinstance(decision, Due):
+                result.skipped.append((svc.ident, decision.reason))
+                ctx.echo(f"  {svc.ident}: not due ({decision.reason})")
+                continue
+            fresh, csr_pem, reused = _issue(ctx, svc, reuse, issued)
+            issued[svc.ident] = fresh
+            outputs = build_outputs(
+                pki_keys.load_private_key(fresh.key_pem),
+                _load_csr(csr_pem),
+                fresh.cert,
+                fresh.chain,
+            )
+            info = SlotInfo(
+                issued_at=ctx.now,
+                signing_ca=svc.signing_ca,
+                key_reused=reused,
+                reason=decision.reason,
+            )
+            ctx.store.write_slot(
+                svc.group,
+                svc.service,
+                Slot.NEXT,
+                outputs,
+                info,
+                reuse_key_from=Slot.CURR if reused else None,
+            )
+            reason = decision.reason + (" (key reused)" if reused else "")
+            result.done.append((svc.ident, reason))
+            touched_apexes.append(svc.group)
+            ctx.echo(f"  {svc.ident}: renewed into next ({reason})")
+        tlsa_changed = refresh_tlsa(ctx, touched_apexes)
+        if result.done:
+            body = "\n".join(f"{i}: {r}" for i, r in result.done)
+            if tlsa_changed:
+                body += "\n\nTLSA updated (curr + next): " + ", ".join(tlsa_changed)
+            n = len(result.done)
+            land(ctx, "renew", f"{n} service{'s' if n != 1 else ''} into next", body, result)
+        elif sops_changed:
+            result.warnings.append(".sops.yaml regenerated; committed with no renewals")
+            land(ctx, "renew", "recipients updated", "Regenerated .sops.yaml.", result)
+    return result
+
+
+def _load_csr(pem: bytes) -> x509.CertificateSigningRequest:
+    return x509.load_pem_x509_csr(pem)
+
+
+# ---------------------------------------------------------------------------------------------
+# roll
+
+
+def next_facts(ctx: Context, svc: Service) -> NextFacts | None:
+    g, s = svc.group, svc.service
+    cert = ctx.store.read_cert(g, s, Slot.NEXT)
+    info = ctx.store.read_info(g, s, Slot.NEXT)
+    if cert is None or info is None:
+        return None
+    try:
+        key = pki_keys.load_private_key(ctx.store.read_secret(g, s, Slot.NEXT, "privkey.pem"))
+        matches = pki_keys.key_matches_cert(key, cert)
+    except OperationalError as exc:
+        return NextFacts(info.issued_at, False, f"cannot read next's key: {exc}")
+    chain = ctx.store.read_chain(g, s, Slot.NEXT)
+    problem: str | None = None
+    if chain or not svc.is_self_signed:
+        verdict = verify_chain(cert, chain, None, ctx.now)
+        if not verdict.ok:
+            problem = "; ".join(verdict.reasons) or "chain does not verify"
+    return NextFacts(issued_at=info.issued_at, key_matches_cert=matches, chain_problem=problem)
+
+
+def run_roll(
+    ctx: Context,
+    selection: Sequence[Service],
+    force: bool = False,
+    min_roll_mins: int | None = None,
+) -> StageResult:
+    result = StageResult("roll")
+    mins = ctx.inventory.globals.min_roll_mins if min_roll_mins is None else min_roll_mins
+    with state_transaction(ctx):
+        touched: list[str] = []
+        for svc in ca_order(ctx.inventory, selection):
+            facts = next_facts(ctx, svc)
+            if facts is None:
+                continue  # nothing waiting: not worth a line per service
+            decision = roll_decision(RollInput(svc.ident, ctx.now, force, facts, mins))
+            if not isinstance(decision, Roll):
+                result.skipped.append((svc.ident, decision.reason))
+                ctx.echo(f"  {svc.ident}: held ({decision.reason})")
+                continue
+            for warning in decision.warnings:
+                result.warnings.append(f"{svc.ident}: {warning}")
+                ctx.echo(f"  WARNING {svc.ident}: {warning}")
+            ctx.store.promote_next(svc.group, svc.service, ctx.now)
+            result.done.append((svc.ident, decision.reason))
+            touched.append(svc.group)
+            ctx.echo(f"  {svc.ident}: rolled next -> curr ({decision.reason})")
+        tlsa_changed = refresh_tlsa(ctx, touched)
+        if result.done:
+            body = "\n".join(f"{i}: {r}" for i, r in result.done)
+            if tlsa_changed:
+                body += "\n\nTLSA updated (curr only): " + ", ".join(tlsa_changed)
+            n = len(result.done)
+            land(ctx, "roll", f"{n} service{'s' if n != 1 else ''} next -> curr", body, result)
+    return result
+
+
+def subject_cn(cert: x509.Certificate) -> str:
+    attrs = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(attrs[0].value) if attrs else ""
