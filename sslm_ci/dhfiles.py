@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sslm_ci.errors import UsageError
+from sslm_ci.fsutil import atomic_write
 from sslm_ci.pki import dh
-from sslm_ci.store import atomic_write
 
 NAMED = ("ffdhe2048", "ffdhe3072", "ffdhe4096", "ffdhe6144", "ffdhe8192")
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sslm_ci.config.loader import load_inventory
 from sslm_ci.errors import UsageError
+from sslm_ci.fsutil import atomic_write
 from sslm_ci.gitops.agekeys import public_key_of_identity_file
 from sslm_ci.gitops.git import GitRepo
 from sslm_ci.gitops.recipients import (
@@ -23,7 +24,6 @@ from sslm_ci.gitops.recipients import (
     render_recipients,
     render_sops_config,
 )
-from sslm_ci.store import atomic_write
 
 GITIGNORE = """\
 # sslm-ci: plaintext secrets never belong here (the commit guard refuses them too).

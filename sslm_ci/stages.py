@@ -24,6 +24,7 @@ from sslm_ci.config.loader import load_inventory
 from sslm_ci.config.model import CA_GROUP, Inventory, Service
 from sslm_ci.dns import tlsa_zone
 from sslm_ci.errors import ConfigError, OperationalError
+from sslm_ci.fsutil import atomic_write
 from sslm_ci.gitops.git import GitRepo, Signing
 from sslm_ci.gitops.recipients import load_recipients, render_sops_config
 from sslm_ci.gitops.sops import Sops
@@ -44,7 +45,7 @@ from sslm_ci.policy import (
     renewal_decision,
     roll_decision,
 )
-from sslm_ci.store import SOPS_SUFFIX, Slot, SlotInfo, Store, atomic_write
+from sslm_ci.store import SOPS_SUFFIX, Slot, SlotInfo, Store
 
 INVENTORY_DIR = "inventory"
 SOPS_CONFIG = ".sops.yaml"

@@ -14,9 +14,7 @@ Only this module knows the paths. Writes are atomic (temp file, fsync, rename).
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +24,7 @@ from typing import Any
 
 from cryptography import x509
 
+from sslm_ci.fsutil import atomic_write, write_if_changed
 from sslm_ci.gitops.sops import Sops
 
 CERTS_DIR = "certs"
@@ -39,29 +38,6 @@ INFO_FILE = "info"
 class Slot(StrEnum):
     CURR = "curr"
     NEXT = "next"
-
-
-def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write ``data`` so readers see the old file or the new one, never a torn one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_if_changed(path: Path, data: bytes, mode: int = 0o644) -> bool:
-    if path.is_file() and path.read_bytes() == data:
-        return False
-    atomic_write(path, data, mode)
-    return True
 
 
 @dataclass(frozen=True)

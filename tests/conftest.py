@@ -100,3 +100,30 @@ def bare_remote(tmp_path: Path, git_isolated: None) -> Path:
 # ============================================================================================
 # end of gitops fixtures
 # ============================================================================================
+
+
+# ============================================================================================
+# Real tools the suite drives. A missing one fails the run at once with one clear line
+# (never a silent skip), whether or not CI=true is set.
+# ============================================================================================
+REQUIRED_TOOLS = ("git", "openssl", "ssh-keygen")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    import shutil
+
+    from sslm_ci.errors import OperationalError
+    from sslm_ci.gitops.sops import resolve_sops_binary
+
+    missing = [tool for tool in REQUIRED_TOOLS if shutil.which(tool) is None]
+    try:
+        resolve_sops_binary()
+    except OperationalError as exc:
+        missing.append(f"sops ({exc})")
+    if missing:
+        pytest.exit(
+            "missing tools for the real-part tests: "
+            + ", ".join(missing)
+            + " (run 'make test' as root to install them)",
+            returncode=3,
+        )

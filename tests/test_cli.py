@@ -181,3 +181,30 @@ def test_console_scripts_exit_codes(tmp_path: Path) -> None:
     )
     assert missing.returncode == 2
     assert "ssl-mgr.conf" in missing.stderr
+
+
+def test_dhparm_refreshes_classic_params_after_max_age(tmp_path: Path) -> None:
+    runner = CliRunner()
+    out_dir = tmp_path / "dh"
+    args = ["dhparm", "-k", "512", "--dir", str(out_dir)]
+    first = runner.invoke(cli, ["--now", "2026-12-03T12:00:00Z", *args])
+    assert first.exit_code == 0, first.output
+    pem = out_dir / "dh512.pem"
+    original = pem.read_bytes()
+    check = subprocess.run(
+        ["openssl", "dhparam", "-in", str(pem), "-check", "-noout"], capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stderr
+    stamp = pem.stat().st_mtime
+    young = runner.invoke(cli, ["--now", _iso_after(stamp, days=100), *args])
+    assert "up to date" in young.output
+    assert pem.read_bytes() == original
+    old = runner.invoke(cli, ["--now", _iso_after(stamp, days=121), *args])
+    assert "written" in old.output
+    assert pem.read_bytes() != original
+
+
+def _iso_after(epoch: float, days: int) -> str:
+    from datetime import UTC, datetime, timedelta
+
+    return (datetime.fromtimestamp(epoch, UTC) + timedelta(days=days)).isoformat()

@@ -32,10 +32,11 @@ from sslm_ci.config.hosts import class_services, classes_for_host, services_for_
 from sslm_ci.config.loader import load_inventory
 from sslm_ci.config.model import Inventory, ServerClass, Service
 from sslm_ci.errors import OperationalError, UsageError
+from sslm_ci.fsutil import atomic_write
 from sslm_ci.gitops.git import GitRepo, TagInfo
 from sslm_ci.gitops.sops import Sops
 from sslm_ci.pki import keys as pki_keys
-from sslm_ci.store import INFO_FILE, PUBLIC_FILES, SECRET_FILES, Slot, Store, atomic_write
+from sslm_ci.store import INFO_FILE, PUBLIC_FILES, SECRET_FILES, Slot, Store
 
 STATE_DIR = ".sslm-ci"
 STATE_FILE = "state.json"

@@ -6,18 +6,17 @@ call). Plaintext only ever travels through pipes.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import re
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 
 from sslm_ci.errors import OperationalError
+from sslm_ci.fsutil import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -243,7 +242,7 @@ class Sops:
                 if current == plaintext:
                     return False
         envelope = self.encrypt(plaintext, rel_path)
-        _atomic_write(dest, envelope, 0o644)
+        atomic_write(dest, envelope, 0o644)
         return True
 
     def update_keys(self, path: Path) -> bool:
@@ -252,28 +251,6 @@ class Sops:
         before = (self.repo_root / rel).read_bytes()
         self._run("updatekeys", rel, ["updatekeys", "-y", rel])
         return (self.repo_root / rel).read_bytes() != before
-
-
-def _atomic_write(dest: Path, data: bytes, mode: int) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    dir_fd = os.open(dest.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def _looks_like_sops_metadata(meta: object) -> bool:
