@@ -127,6 +127,20 @@ def _report(result: Any) -> None:
 @cli.command()
 @click.option("-f", "--force", is_flag=True, help="Renew even if not due.")
 @click.option("-r", "--reuse", is_flag=True, help="Reuse curr's key (TLSA 3 1 1 unchanged).")
+@click.option(
+    "-t",
+    "--test",
+    "acme_test",
+    is_flag=True,
+    help="ACME: use Let's Encrypt's staging server instead of ca_server.",
+)
+@click.option(
+    "-n",
+    "--dry-run",
+    "acme_dry_run",
+    is_flag=True,
+    help="ACME: certbot --dry-run (validates, keeps nothing).",
+)
 @_push_options
 @click.argument("selection", nargs=-1)
 @click.pass_obj
@@ -134,6 +148,8 @@ def renew(
     g: Globals,
     force: bool,
     reuse: bool,
+    acme_test: bool,
+    acme_dry_run: bool,
     signing_key: Path | None,
     remote: str | None,
     no_push: bool,
@@ -141,10 +157,11 @@ def renew(
     selection: tuple[str, ...],
 ) -> None:
     """New key, CSR and cert into next for each due service: GROUP:SVC[,SVC] ..."""
-    from sslm_ci.stages import Context, run_renew
+    from sslm_ci.stages import Context, RenewOptions, run_renew
 
     ctx = Context(_settings(g, signing_key, remote, no_push, push_retries))
-    result = run_renew(ctx, _selection(ctx, selection), force=force, reuse=reuse)
+    opts = RenewOptions(force=force, reuse=reuse, acme_test=acme_test, acme_dry_run=acme_dry_run)
+    result = run_renew(ctx, _selection(ctx, selection), options=opts)
     _report(result)
 
 
@@ -328,7 +345,12 @@ def init(
 
 
 @cli.command()
-@click.option("--host", required=True, help="This server's name as in the inventory's servers.")
+@click.option("--host", default="", help="This server's name as in the inventory's servers.")
+@click.option(
+    "--role",
+    type=click.Choice(["dns"]),
+    help="Act as the DNS host: install challenge and TLSA fragments, refresh zones.",
+)
 @click.option(
     "--dest",
     required=True,
@@ -357,6 +379,7 @@ def init(
 def pull(
     g: Globals,
     host: str,
+    role: str | None,
     dest: Path,
     allowed_signers: Path | None,
     tag_pattern: str,
@@ -375,6 +398,7 @@ def pull(
             tag_pattern=tag_pattern,
             remote=remote,
             age_key_file=age_key,
+            role=role,
             echo=_echo,
         )
     )

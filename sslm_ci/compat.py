@@ -71,8 +71,6 @@ def translate(argv: Sequence[str]) -> list[list[str]]:
     if ns.verb:
         base.append("-v")
     sel = list(ns.grps_svcs)
-    if ns.test or ns.dry_run:
-        raise SystemExit("sslm-mgr: -t/-n apply to ACME CAs, which this version does not drive")
     commands: list[list[str]] = []
     renew = ns.renew
     force = ns.force
@@ -91,7 +89,15 @@ def translate(argv: Sequence[str]) -> list[list[str]]:
             )
     if renew:
         commands.append(
-            [*base, "renew", *(["-f"] if force else []), *(["-r"] if reuse else []), *sel]
+            [
+                *base,
+                "renew",
+                *(["-f"] if force else []),
+                *(["-r"] if reuse else []),
+                *(["-t"] if ns.test else []),
+                *(["-n"] if ns.dry_run else []),
+                *sel,
+            ]
         )
     if roll:
         cmd = [*base, "roll", *(["-f"] if force else [])]

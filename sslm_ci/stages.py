@@ -16,7 +16,6 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
 from sslm_ci.clock import stamp
@@ -49,7 +48,7 @@ from sslm_ci.store import SOPS_SUFFIX, Slot, SlotInfo, Store
 
 INVENTORY_DIR = "inventory"
 SOPS_CONFIG = ".sops.yaml"
-STATE_PATHS: tuple[str, ...] = ("certs", "zones", SOPS_CONFIG)
+STATE_PATHS: tuple[str, ...] = ("certs", "zones", "accounts", SOPS_CONFIG)
 
 Echo = Callable[[str], None]
 
@@ -277,23 +276,52 @@ def _trailers(stage: str, result: StageResult) -> str:
 def land(ctx: Context, stage: str, summary: str, body: str, result: StageResult) -> None:
     """Commit the state paths, tag the commit, push both (fetch/rebase/retry on rejection)."""
     message = f"{stage}: {summary}\n\n{body}\n\n{_trailers(stage, result)}\n"
-    sha = ctx.git.commit(message, list(STATE_PATHS), ctx.now)
-    if sha is None:
+    landed = commit_tag_push(ctx, message, list(STATE_PATHS), stage)
+    if landed is None:
         return
-    result.commit = sha
-    tag = unique_tag_name(ctx, f"sslm/{stage}/{stamp(ctx.now)}")
-    ctx.git.tag(tag, f"sslm-ci {stage}: {summary}", ctx.now)
-    result.tag = tag
-    remote = resolve_remote(ctx)
-    if remote is None or not ctx.settings.push:
-        why = "--no-push" if remote is not None else "no remote configured"
+    result.commit, result.tag, result.pushed = landed
+    if not result.pushed:
+        why = "--no-push" if resolve_remote(ctx) is not None else "no remote configured"
         result.warnings.append(f"{why}: commit and tag stay local")
-        return
+
+
+def commit_tag_push(
+    ctx: Context, message: str, paths: list[str], stem: str
+) -> tuple[str, str, bool] | None:
+    """One commit of ``paths``, tag ``sslm/<stem>/<stamp>``, push; None if nothing changed."""
+    remote = resolve_remote(ctx) if ctx.settings.push else None
     branch = ctx.git.current_branch()
-    if branch is None:
+    if remote is not None and branch is None:
         raise OperationalError("HEAD is detached: check out the branch CI should push")
-    ctx.git.push(remote, branch, [tag], retries=ctx.settings.push_retries)
-    result.pushed = True
+    before = _head_or_none(ctx.root)
+    sha = ctx.git.commit(message, paths, ctx.now)
+    if sha is None:
+        return None
+    tag = unique_tag_name(ctx, f"sslm/{stem}/{stamp(ctx.now)}")
+    try:
+        ctx.git.tag(tag, message.splitlines()[0], ctx.now)
+        if remote is None or branch is None:
+            return sha, tag, False
+        ctx.git.push(remote, branch, [tag], retries=ctx.settings.push_retries)
+    except BaseException:
+        # Nothing landed: take the local commit and tag back too, so a later run starts from
+        # what the remote has (the caller restores the working tree).
+        _undo_commit(ctx.root, tag, before)
+        raise
+    return ctx.git.head(), tag, True
+
+
+def _head_or_none(root: Path) -> str | None:
+    proc = subprocess.run(
+        ["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=root, capture_output=True, text=True
+    )
+    return proc.stdout.strip() or None
+
+
+def _undo_commit(root: Path, tag: str, before: str | None) -> None:
+    subprocess.run(["git", "tag", "-d", tag], cwd=root, capture_output=True)
+    if before is not None:
+        subprocess.run(["git", "reset", "-q", "--soft", before], cwd=root, capture_output=True)
 
 
 def resolve_remote(ctx: Context) -> str | None:
@@ -369,106 +397,141 @@ def _signing_material(
     return cert, key, chain
 
 
-def _issue(
-    ctx: Context, svc: Service, reuse: bool, issued: dict[str, _Issued]
-) -> tuple[_Issued, bytes, bool]:
-    """Key, CSR and certificate for one service. Returns (issued, csr_pem, key_reused)."""
-    inv = ctx.inventory
-    reused = False
+def _key_for(ctx: Context, svc: Service, reuse: bool) -> tuple[pki_keys.PrivateKey, bool]:
+    """A new key, or with ``-r`` curr's key when it still has the configured type."""
     if reuse and ctx.store.has_slot(svc.group, svc.service, Slot.CURR):
-        key_pem = ctx.store.read_secret(svc.group, svc.service, Slot.CURR, "privkey.pem")
-        key = pki_keys.load_private_key(key_pem)
-        reused = wanted_for(svc).key_desc == key_desc_of(key.public_key())
-        if not reused:
-            ctx.echo(f"  {svc.ident}: key type changed, not reusing curr's key")
-    if not reused:
-        key = pki_keys.generate_private_key(svc.key)
-        key_pem = pki_keys.private_key_pem(key)
-    csr = pki_csr.build_csr(key, svc.x509, is_ca=svc.ca is not None)
+        key = pki_keys.load_private_key(
+            ctx.store.read_secret(svc.group, svc.service, Slot.CURR, "privkey.pem")
+        )
+        if wanted_for(svc).key_desc == key_desc_of(key.public_key()):
+            return key, True
+        ctx.echo(f"  {svc.ident}: key type changed, not reusing curr's key")
+    return pki_keys.generate_private_key(svc.key), False
+
+
+def _sign_locally(
+    ctx: Context,
+    svc: Service,
+    csr: x509.CertificateSigningRequest,
+    key: pki_keys.PrivateKey,
+    issued: dict[str, _Issued],
+) -> tuple[x509.Certificate, list[x509.Certificate]]:
+    inv = ctx.inventory
     if svc.is_self_signed:
         if svc.ca is None:
             raise ConfigError(svc.file, "CA", "a self-signed service needs a [CA] section")
-        cert = pki_ca.issue_root(key, svc.x509, svc.ca.sign_end_days, svc.ca.digest, ctx.now)
-        chain: list[x509.Certificate] = []
+        return pki_ca.issue_root(key, svc.x509, svc.ca.sign_end_days, svc.ca.digest, ctx.now), []
+    ca_svc = inv.ca_service(svc.signing_ca)
+    if ca_svc is None or ca_svc.ca is None:
+        raise ConfigError(svc.file, "signing_ca", f"no CA service holds {svc.signing_ca!r}")
+    ca_cert, ca_key, ca_chain = _signing_material(ctx, ca_svc, issued)
+    # As ssl-mgr: whatever a CA signs lives for that CA's sign_end_days.
+    days, digest = ca_svc.ca.sign_end_days, ca_svc.ca.digest
+    if svc.ca is not None:
+        cert = pki_ca.issue_intermediate(csr, ca_cert, ca_key, days, digest, ctx.now)
     else:
-        ca_info = inv.cas.get(svc.signing_ca)
-        if ca_info is None:
-            raise ConfigError(svc.file, "signing_ca", f"unknown CA {svc.signing_ca!r}")
-        if ca_info.ca_type == "certbot":
-            raise OperationalError(
-                f"{svc.ident}: signing_ca {svc.signing_ca!r} is an ACME (certbot) CA; "
-                "ACME issuance is not available in this version"
-            )
-        ca_svc = inv.ca_service(svc.signing_ca)
-        if ca_svc is None or ca_svc.ca is None:
-            raise ConfigError(svc.file, "signing_ca", f"no CA service holds {svc.signing_ca!r}")
-        ca_cert, ca_key, ca_chain = _signing_material(ctx, ca_svc, issued)
-        # As ssl-mgr: whatever a CA signs lives for that CA's sign_end_days.
-        days, digest = ca_svc.ca.sign_end_days, ca_svc.ca.digest
-        if svc.ca is not None:
-            cert = pki_ca.issue_intermediate(csr, ca_cert, ca_key, days, digest, ctx.now)
-        else:
-            cert = pki_ca.issue_leaf(csr, ca_cert, ca_key, days, digest, ctx.now)
-        chain = [ca_cert, *ca_chain]
-    return _Issued(key_pem, cert, chain), csr.public_bytes(Encoding.PEM), reused
+        cert = pki_ca.issue_leaf(csr, ca_cert, ca_key, days, digest, ctx.now)
+    return cert, [ca_cert, *ca_chain]
+
+
+def _is_acme(inv: Inventory, svc: Service) -> bool:
+    ca = inv.cas.get(svc.signing_ca)
+    return ca is not None and ca.ca_type == "certbot"
+
+
+def _write_next(
+    ctx: Context,
+    svc: Service,
+    key: pki_keys.PrivateKey,
+    csr: x509.CertificateSigningRequest,
+    cert: x509.Certificate,
+    chain: list[x509.Certificate],
+    reason: str,
+    reused: bool,
+    result: StageResult,
+) -> None:
+    outputs = build_outputs(key, csr, cert, chain)
+    info = SlotInfo(issued_at=ctx.now, signing_ca=svc.signing_ca, key_reused=reused, reason=reason)
+    ctx.store.write_slot(
+        svc.group,
+        svc.service,
+        Slot.NEXT,
+        outputs,
+        info,
+        reuse_key_from=Slot.CURR if reused else None,
+    )
+    shown = reason + (" (key reused)" if reused else "")
+    result.done.append((svc.ident, shown))
+    ctx.echo(f"  {svc.ident}: renewed into next ({shown})")
+
+
+@dataclass
+class RenewOptions:
+    force: bool = False
+    reuse: bool = False
+    acme_test: bool = False  # -t
+    acme_dry_run: bool = False  # -n
 
 
 def run_renew(
-    ctx: Context, selection: Sequence[Service], force: bool = False, reuse: bool = False
+    ctx: Context,
+    selection: Sequence[Service],
+    force: bool = False,
+    reuse: bool = False,
+    options: RenewOptions | None = None,
 ) -> StageResult:
+    opts = options or RenewOptions(force=force, reuse=reuse)
     result = StageResult("renew")
+    failures: list[tuple[str, str]] = []
     with state_transaction(ctx):
         sops_changed = sync_sops_config(ctx)
-        issued: dict[str, _Issued] = {}
-        touched_apexes: list[str] = []
-        for svc in ca_order(ctx.inventory, selection):
-            inp = renew_input_for(ctx.inventory, ctx.store, svc, ctx.now, force)
-            decision = renewal_decision(inp)
-            if not isinstance(decision, Due):
+        inv = ctx.inventory
+        due: list[tuple[Service, str]] = []
+        for svc in ca_order(inv, selection):
+            decision = renewal_decision(renew_input_for(inv, ctx.store, svc, ctx.now, opts.force))
+            if isinstance(decision, Due):
+                due.append((svc, decision.reason))
+            else:
                 result.skipped.append((svc.ident, decision.reason))
                 ctx.echo(f"  {svc.ident}: not due ({decision.reason})")
+
+        acme_due = [(s, r) for s, r in due if _is_acme(inv, s)]
+        if acme_due:
+            from sslm_ci.acme.stage import issue_acme
+
+            cap = inv.globals.acme_max_orders
+            for svc, _ in acme_due[cap:]:
+                result.skipped.append((svc.ident, f"deferred: acme_max_orders={cap}"))
+                ctx.echo(f"  {svc.ident}: deferred to a later run (acme_max_orders={cap})")
+            failures += issue_acme(ctx, acme_due[:cap], opts, result)
+
+        issued: dict[str, _Issued] = {}
+        for svc, reason in due:
+            if _is_acme(inv, svc):
                 continue
-            fresh, csr_pem, reused = _issue(ctx, svc, reuse, issued)
-            issued[svc.ident] = fresh
-            outputs = build_outputs(
-                pki_keys.load_private_key(fresh.key_pem),
-                _load_csr(csr_pem),
-                fresh.cert,
-                fresh.chain,
-            )
-            info = SlotInfo(
-                issued_at=ctx.now,
-                signing_ca=svc.signing_ca,
-                key_reused=reused,
-                reason=decision.reason,
-            )
-            ctx.store.write_slot(
-                svc.group,
-                svc.service,
-                Slot.NEXT,
-                outputs,
-                info,
-                reuse_key_from=Slot.CURR if reused else None,
-            )
-            reason = decision.reason + (" (key reused)" if reused else "")
-            result.done.append((svc.ident, reason))
-            touched_apexes.append(svc.group)
-            ctx.echo(f"  {svc.ident}: renewed into next ({reason})")
-        tlsa_changed = refresh_tlsa(ctx, touched_apexes)
-        if result.done:
-            body = "\n".join(f"{i}: {r}" for i, r in result.done)
-            if tlsa_changed:
-                body += "\n\nTLSA updated (curr + next): " + ", ".join(tlsa_changed)
-            n = len(result.done)
+            key, reused = _key_for(ctx, svc, opts.reuse)
+            csr = pki_csr.build_csr(key, svc.x509, is_ca=svc.ca is not None)
+            cert, chain = _sign_locally(ctx, svc, csr, key, issued)
+            issued[svc.ident] = _Issued(pki_keys.private_key_pem(key), cert, chain)
+            _write_next(ctx, svc, key, csr, cert, chain, reason, reused, result)
+
+        tlsa_changed = refresh_tlsa(ctx, [ident.split(":", 1)[0] for ident, _ in result.done])
+        n = len(result.done)
+        body = "\n".join(f"{i}: {r}" for i, r in result.done) or "No certificate issued."
+        if tlsa_changed:
+            body += "\n\nTLSA updated (curr + next): " + ", ".join(tlsa_changed)
+        if failures:
+            body += "\n\nFailed:\n" + "\n".join(f"{i}: {r}" for i, r in failures)
+        if n or _dirty_state_paths(ctx.root):
+            if not n and sops_changed:
+                result.warnings.append(".sops.yaml regenerated; committed with no renewals")
             land(ctx, "renew", f"{n} service{'s' if n != 1 else ''} into next", body, result)
-        elif sops_changed:
-            result.warnings.append(".sops.yaml regenerated; committed with no renewals")
-            land(ctx, "renew", "recipients updated", "Regenerated .sops.yaml.", result)
+    if failures:
+        raise OperationalError(
+            f"renew: {len(failures)} service(s) failed: "
+            + "; ".join(f"{i}: {r}" for i, r in failures)
+        )
     return result
-
-
-def _load_csr(pem: bytes) -> x509.CertificateSigningRequest:
-    return x509.load_pem_x509_csr(pem)
 
 
 # ---------------------------------------------------------------------------------------------

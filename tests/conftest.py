@@ -15,6 +15,8 @@ import pytest
 
 from sslm_ci.gitops.agekeys import generate_age_identity, write_identity_file
 
+pytest_plugins = ["tests.rig.fixtures"]
+
 GITOPS_TEST_IDENTITY = ("sslm-ci test", "sslm-ci-test@localhost")
 
 
@@ -106,7 +108,17 @@ def bare_remote(tmp_path: Path, git_isolated: None) -> Path:
 # Real tools the suite drives. A missing one fails the run at once with one clear line
 # (never a silent skip), whether or not CI=true is set.
 # ============================================================================================
-REQUIRED_TOOLS = ("git", "openssl", "ssh-keygen")
+REQUIRED_TOOLS = (
+    "git",
+    "openssl",
+    "ssh-keygen",
+    "pebble",
+    "named",
+    "named-checkconf",
+    "named-checkzone",
+    "rndc",
+    "rndc-confgen",
+)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

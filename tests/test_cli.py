@@ -143,6 +143,7 @@ def test_translate_maps_ssl_mgr_flags() -> None:
     assert translate(["dev", "-ntoc", "example.com"]) == [["roll", "-f", "example.com"]]
     assert translate(["dev", "-copy"]) == [["renew", "-f", "-r"]]
     assert translate(["-clean-keep", "3"]) == [["clean"]]
+    assert translate(["-renew", "-t", "-n"]) == [["renew", "-t", "-n"]]
     with pytest.raises(SystemExit):
         translate(["-bogus"])
 
@@ -168,7 +169,7 @@ def test_sslm_mgr_runs_the_same_engine(
     )
     assert "example.net:web-ec: renewed into next (forced)" in capsys.readouterr().out
     with pytest.raises(SystemExit) as exc:
-        sslm_mgr_main(["-renew", "-t"])
+        sslm_mgr_main(["-renew", "-roll-mins", "soon"])
     assert exc.value.code == 2
 
 

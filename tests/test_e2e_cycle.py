@@ -336,31 +336,21 @@ def test_bad_inventory_exits_2_and_writes_nothing(world: World) -> None:
     assert not (world.repo / "certs").exists()
 
 
-def test_failing_stage_leaves_no_partial_next(world: World, tmp_path: Path) -> None:
-    # A service whose CA is an ACME CA fails in this version: after the CA services were
-    # already written into next. Everything must be rolled back.
-    ca_info = world.repo / "inventory/ca-info.conf"
-    ca_info.write_text(
-        ca_info.read_text() + "\n[le-dns]\n    ca_desc = 'LE'\n"
-        "    ca_type = 'certbot'\n    ca_validation = 'dns-01'\n"
-    )
-    svc = world.repo / "inventory/example.net/web-ec"
-    svc.write_text(svc.read_text().replace("signing_ca = 'my-int'", "signing_ca = 'le-dns'"))
-    env = {
-        **world.env(),
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@t",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@t",
-    }
-    git(world.repo, "commit", "-qam", "use le", env=env)
+def test_failing_stage_leaves_no_partial_next(world: World) -> None:
+    # The remote refuses the stage's push (after the commit was made locally): nothing may
+    # remain — no local commit or tag, no next/ files, a clean tree.
+    hook = world.remote / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'pre-receive: frozen for maintenance' >&2\nexit 1\n")
+    hook.chmod(0o755)
     head = git(world.repo, "rev-parse", "HEAD")
     result = world.sslm("renew")
     assert result.exit_code == 1
-    assert "ACME" in result.output
+    assert "pre-receive hook declined" in result.output
     assert git(world.repo, "rev-parse", "HEAD") == head
     assert git(world.repo, "status", "--porcelain", "--untracked-files=all") == ""
+    assert git(world.repo, "tag", "--list") == ""
     assert world.remote_tags() == []
+    assert not (world.repo / "certs").exists()
 
 
 def test_guard_refuses_a_staged_plaintext_key(world: World) -> None:

@@ -61,7 +61,7 @@ def test_dns_host_gets_tlsa_only_and_refreshes_when_it_changes(world: World) -> 
     assert world.pull(NS, prod).exit_code == 0
     assert (prod / "example.com/tlsa.example.com").is_file()
     assert not any(prod.glob("*/*/curr"))  # no keys on the DNS host
-    assert events(world) == ["dns example.com"]
+    assert events(world) == ["dns example.com --serial_bump example.com"]
 
     # A web-only renewal changes no TLSA: the DNS host installs the tag but restarts nothing.
     assert world.sslm("renew", "-f", "example.net:web-ec", now=later(days=1)).exit_code == 0
@@ -69,14 +69,14 @@ def test_dns_host_gets_tlsa_only_and_refreshes_when_it_changes(world: World) -> 
     quiet = world.pull(NS, prod)
     assert quiet.exit_code == 0, quiet.output
     assert "nothing changed for ns1.example.com" in quiet.output
-    assert events(world) == ["dns example.com"]
+    assert events(world) == ["dns example.com --serial_bump example.com"]
     state = json.loads((prod / ".sslm-ci/state.json").read_text())
     assert state["tag"] == "sslm/roll/20261204T140000Z"
 
     # A mail renewal changes the TLSA set (curr + next): refresh.
     assert world.sslm("renew", "-f", "example.com:mail-ec", now=later(days=2)).exit_code == 0
     assert world.pull(NS, prod).exit_code == 0
-    assert events(world)[-1] == "dns example.com"
+    assert events(world)[-1] == "dns example.com --serial_bump example.com"
     assert len(events(world)) == 2
 
 

@@ -63,9 +63,11 @@ _GLOBAL_KEYS = (
     "dns_xtra_ns",
     "post_copy_cmd",
     "sslm_auth_hook",
+    "acme_max_orders",
+    "acme_parallel",
 )
 _GROUP_KEYS = ("active", "domain", "services")
-_PRIMARY_KEYS = ("domain", "server", "port")
+_PRIMARY_KEYS = ("domain", "server", "port", "wait_instead")
 _SERVER_KEYS = (
     "servers",
     "restart_cmd",
@@ -76,7 +78,7 @@ _SERVER_KEYS = (
     "tlsa_dirs",
     "skip_prod_copy",
 )
-_DNS_ONLY_KEYS = ("publish", "check_port")
+_DNS_ONLY_KEYS = ("publish", "check_port", "check_timeout")
 _MAIN_SECTIONS = ("globals", "groups", "dns_primary", *SERVER_CLASSES)
 
 _CA_KEYS = (
@@ -260,6 +262,8 @@ def _parse_globals(file: Path, raw: Mapping[str, object], base: Path) -> Globals
         dns_check_delay=t.integer("dns_check_delay", 0, lo=0),
         dns_xtra_ns=tuple(xtra_ns),
         post_copy_cmd=_parse_post_copy(t),
+        acme_max_orders=t.integer("acme_max_orders", 300, lo=1),
+        acme_parallel=t.integer("acme_parallel", 50, lo=1),
     )
 
 
@@ -353,7 +357,10 @@ def _parse_primaries(file: Path, items: list[Mapping[str, object]]) -> tuple[Dns
         if problem:
             t.fail("server", f"expected an IP address or host name: {problem}")
         port = check_port(file, t.path("port"), raw.get("port", 53))
-        primaries.append(DnsPrimary(domain=domain, server=server, port=port))
+        wait_instead = t.number("wait_instead", lo=0)
+        primaries.append(
+            DnsPrimary(domain=domain, server=server, port=port, wait_instead=wait_instead)
+        )
     return tuple(primaries)
 
 
@@ -395,6 +402,7 @@ def _parse_server(file: Path, name: str, raw: Mapping[str, object], base: Path) 
         skip_prod_copy=t.boolean("skip_prod_copy", False),
         publish=t.choice("publish", ("git", "local"), "git") if name == "dns" else "git",
         check_port=check_port(file, t.path("check_port"), raw.get("check_port", 53)),
+        check_timeout=t.integer("check_timeout", 600, lo=1) if name == "dns" else 600,
     )
 
 

@@ -35,6 +35,10 @@ class Globals:
     dns_xtra_ns: tuple[str, ...] = ()
     # (server host, command) pairs: run after a host installs new certs.
     post_copy_cmd: tuple[tuple[str, str], ...] = ()
+    # ACME batching: at most this many new orders per run (Let's Encrypt: 300 per 3 h per
+    # account), and at most this many certbot processes in flight at once.
+    acme_max_orders: int = 300
+    acme_parallel: int = 50
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,8 @@ class DnsPrimary:
     domain: str  # apex, or "default"
     server: str
     port: int = 53
+    # Split horizon / hidden primary: wait this many seconds instead of checking servers.
+    wait_instead: float | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,7 @@ class ServerClass:
     # [dns] only: how zone changes reach the DNS primary, and the port to check them on.
     publish: str = "git"  # "git" | "local"
     check_port: int = 53
+    check_timeout: int = 600  # seconds the propagation check may take before it fails
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -57,6 +58,7 @@ class PullSettings:
     remote: str | None = None  # None: 'origin' when it exists; no fetch otherwise
     age_key_file: Path | None = None
     sops_binary: Path | None = None
+    role: str | None = None  # "dns": act as the DNS host even if not listed in [dns] servers
     echo: Echo = print
 
 
@@ -103,11 +105,21 @@ def _write_state(dest: Path, state: _Installed, commit: str) -> None:
     atomic_write(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
 
 
-def choose_tag(tags: list[TagInfo], installed: _Installed) -> TagInfo | None:
-    """The newest tag; refuse to go back in time (rollback protection). Pure."""
+def choose_tag(
+    tags: list[TagInfo], installed: _Installed, depth: Callable[[str], int] = lambda _: 0
+) -> TagInfo | None:
+    """The newest tag; refuse to go back in time (rollback protection).
+
+    Tag dates have one-second resolution and a run can tag twice in one second (acme, then
+    renew), so ties go to the tag whose commit is deeper in history.
+    """
     if not tags:
         return None
-    newest = max(tags, key=lambda t: (t.tagger_time, t.ref_name))
+    latest = max(t.tagger_time for t in tags)
+    tied = [t for t in tags if t.tagger_time == latest]
+    newest = (
+        max(tied, key=lambda t: (depth(t.target_sha), t.ref_name)) if len(tied) > 1 else tied[0]
+    )
     if installed.tag_time is not None and newest.tagger_time < installed.tag_time:
         raise OperationalError(
             f"newest tag {newest.ref_name} ({newest.tagger_time.isoformat()}) is older than the "
@@ -231,7 +243,13 @@ def run_pull(settings: PullSettings) -> PullResult:
             raise UsageError(f"git remote {remote!r} does not exist in {clone}")
         git.fetch(remote)
 
-    tag = choose_tag(git.tags(settings.tag_pattern), installed)
+    def depth(sha: str) -> int:
+        out = subprocess.run(
+            ["git", "rev-list", "--count", sha], cwd=clone, capture_output=True, text=True
+        ).stdout.strip()
+        return int(out or 0)
+
+    tag = choose_tag(git.tags(settings.tag_pattern), installed, depth)
     if tag is None:
         settings.echo(f"no tag matches {settings.tag_pattern!r}: nothing to install")
         result.up_to_date = True
@@ -256,6 +274,8 @@ def run_pull(settings: PullSettings) -> PullResult:
     store = Store(clone, Sops(clone, binary=settings.sops_binary, env=env))
 
     classes = classes_for_host(inv, settings.host)
+    if settings.role == "dns" and not any(c.name == "dns" for c in classes):
+        classes.append(inv.servers["dns"])
     if not classes:
         raise UsageError(f"host {settings.host!r} is not in any server class's 'servers' list")
     services = services_for_host(inv, settings.host)
@@ -272,6 +292,17 @@ def run_pull(settings: PullSettings) -> PullResult:
     for apex in store.tlsa_apexes():
         if is_dns or apex in apexes:
             wanted_tlsa[apex] = (clone / store.tlsa_rel(apex)).read_bytes()
+    # The DNS host also feeds its zones: challenge fragments into acme_dir, TLSA into tlsa_dirs.
+    zone_files: dict[Path, tuple[str, bytes]] = {}
+    if is_dns:
+        dns = inv.servers["dns"]
+        for apex, data in wanted_tlsa.items():
+            for tlsa_dir in dns.tlsa_dirs:
+                zone_files[tlsa_dir / f"tlsa.{apex}"] = (apex, data)
+        if dns.acme_dir is not None:
+            for frag in sorted((clone / "zones").glob("acme-challenge.*")):
+                apex = frag.name.removeprefix("acme-challenge.")
+                zone_files[dns.acme_dir / frag.name] = (apex, frag.read_bytes())
 
     # Install, remembering how to undo.
     undo_links: list[tuple[Path, str | None]] = []
@@ -298,13 +329,26 @@ def run_pull(settings: PullSettings) -> PullResult:
             atomic_write(path, data)
             undo_tlsa.append((path, old))
             result.changed_tlsa.append(apex)
+        for path, (apex, data) in sorted(zone_files.items()):
+            old = path.read_bytes() if path.is_file() else None
+            if old == data:
+                continue
+            atomic_write(path, data)
+            undo_tlsa.append((path, old))
+            if apex not in result.changed_tlsa:
+                result.changed_tlsa.append(apex)
 
         changed = set(result.changed_services)
         cmd_env = dict(os.environ)
         cmd_env["SSLM_CI_HOST"] = settings.host
         cmd_env["SSLM_CI_CHANGED"] = " ".join(sorted(changed | set(result.changed_tlsa)))
         for cls in _classes_to_restart(inv, classes, changed, bool(result.changed_tlsa)):
-            _run_commands(cls.restart_cmd, cmd_env, f"restart [{cls.name}]")
+            commands = cls.restart_cmd
+            if cls.name == "dns":
+                # ssl-mgr 7.x's convention: the refresh tool bumps these zones' serials.
+                bump = " ".join(shlex.quote(a) for a in sorted(result.changed_tlsa))
+                commands = tuple(f"{c} --serial_bump {bump}" for c in commands if c.strip())
+            _run_commands(commands, cmd_env, f"restart [{cls.name}]")
             result.restarted.append(cls.name)
             settings.echo(f"restarted [{cls.name}]")
     except BaseException:

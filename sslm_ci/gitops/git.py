@@ -554,8 +554,11 @@ class GitRepo:
 
     def _rebase(self, upstream: str) -> None:
         # Keeping the committer date = author date keeps the injected clock in the history;
-        # commit.gpgsign from our -c options re-signs every rewritten commit.
-        status, out, err = self._run_status(["rebase", "--committer-date-is-author-date", upstream])
+        # commit.gpgsign from our -c options re-signs every rewritten commit. --autostash: a
+        # stage may push mid-run (the ACME publish commit) while its other writes are pending.
+        status, out, err = self._run_status(
+            ["rebase", "--autostash", "--committer-date-is-author-date", upstream]
+        )
         if status == 0:
             return
         # Abort unconditionally: harmless when git refused to start, and a half-done rebase

@@ -1,0 +1,149 @@
+"""The ACME part of ``renew``: build requests, choose publishers, run one batch, write next.
+
+Kept apart from :mod:`sslm_ci.stages` so the local-CA path does not depend on certbot.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from cryptography import x509
+
+from sslm_ci.acme.batch import AcmeOptions, AcmeRequest, BatchIO, DnsPublisher, run_batch
+from sslm_ci.acme.publish import GitDnsPublisher, LocalDnsPublisher, LocalHttpPublisher
+from sslm_ci.config.model import Service
+from sslm_ci.dns.propagation import Expected, Server, ZoneCheck
+from sslm_ci.errors import ConfigError
+from sslm_ci.pki import csr as pki_csr
+from sslm_ci.pki.pem import csr_pem, pem_certs
+
+if TYPE_CHECKING:
+    from sslm_ci.stages import Context, RenewOptions, StageResult
+
+CONF = "inventory/ssl-mgr.conf"
+
+
+def _address(host: str) -> str:
+    try:
+        return str(socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)[0][4][0])
+    except OSError:
+        return host
+
+
+def zone_checks_for(ctx: Context, records: dict[str, list[tuple[str, str]]]) -> list[ZoneCheck]:
+    inv = ctx.inventory
+    dns = inv.servers["dns"]
+    checks: list[ZoneCheck] = []
+    for apex, recs in sorted(records.items()):
+        primary = inv.dns_primary_for(apex)
+        if primary is None:
+            raise ConfigError(
+                ctx.root / CONF,
+                "dns_primary",
+                f"dns-01 for {apex} needs a [[dns_primary]] (or 'default') entry",
+            )
+        by_owner: dict[str, set[str]] = {}
+        for owner, value in recs:
+            by_owner.setdefault(owner, set()).add(value)
+        checks.append(
+            ZoneCheck(
+                apex=apex,
+                primary=Server(primary.server, _address(primary.server), primary.port),
+                check_port=dns.check_port,
+                extra_servers=tuple(
+                    Server(ns, _address(ns), dns.check_port) for ns in inv.globals.dns_xtra_ns
+                ),
+                expected=tuple(
+                    Expected(owner, "TXT", frozenset(values))
+                    for owner, values in sorted(by_owner.items())
+                ),
+                wait_instead=primary.wait_instead,
+            )
+        )
+    return checks
+
+
+def _dns_publisher(ctx: Context) -> DnsPublisher:
+    from sslm_ci.stages import commit_tag_push
+
+    dns = ctx.inventory.servers["dns"]
+    if dns.publish == "local":
+        if dns.acme_dir is None:
+            raise ConfigError(
+                ctx.root / CONF,
+                "dns.acme_dir",
+                "publish = 'local' needs acme_dir (where the zone $INCLUDEs acme-challenge.<apex>)",
+            )
+        return LocalDnsPublisher(dns.acme_dir, dns.restart_cmd, ctx.echo)
+
+    def publish(message: str, paths: list[str], stem: str) -> str:
+        landed = commit_tag_push(ctx, message, paths, stem)
+        if landed is None:
+            return "(no change)"
+        return landed[1]
+
+    return GitDnsPublisher(ctx.root, publish, ctx.echo)
+
+
+def issue_acme(
+    ctx: Context, due: Sequence[tuple[Service, str]], opts: RenewOptions, result: StageResult
+) -> list[tuple[str, str]]:
+    """Issue every due ACME service in one batch; returns (ident, error) for failures."""
+    from sslm_ci.stages import _key_for, _write_next
+
+    inv = ctx.inventory
+    keys = {}
+    requests: list[AcmeRequest] = []
+    for svc, _reason in due:
+        key, reused = _key_for(ctx, svc, opts.reuse)
+        csr = pki_csr.build_csr(key, svc.x509)
+        keys[svc.ident] = (key, csr, reused)
+        requests.append(AcmeRequest(svc, inv.cas[svc.signing_ca], csr_pem(csr)))
+
+    uses_http = any(r.ca.validation == "http-01" for r in requests)
+    uses_dns = any(r.ca.validation != "http-01" for r in requests)
+    http = None
+    if uses_http:
+        web = inv.servers["web"]
+        if web.server_dir is None:
+            raise ConfigError(
+                ctx.root / CONF,
+                "web.server_dir",
+                "http-01 needs server_dir (the web root parent of <apex>/)",
+            )
+        http = LocalHttpPublisher(web.server_dir, ctx.echo)
+    dns_cls = inv.servers["dns"]
+    io = BatchIO(
+        repo=ctx.root,
+        sops=ctx.sops,
+        dns=_dns_publisher(ctx) if uses_dns else None,
+        http=http,
+        zone_checks=lambda records: zone_checks_for(ctx, records),
+        echo=ctx.echo,
+    )
+    options = AcmeOptions(
+        test=opts.acme_test,
+        dry_run=opts.acme_dry_run,
+        propagation_timeout=float(dns_cls.check_timeout),
+        min_delay=float(inv.globals.dns_check_delay),
+        parallel=inv.globals.acme_parallel,
+    )
+    ctx.echo(f"  ACME: {len(requests)} order(s) in flight")
+    failures: list[tuple[str, str]] = []
+    for res in run_batch(requests, io, options):
+        svc = next(s for s, _ in due if s.ident == res.ident)
+        reason = next(r for s, r in due if s.ident == res.ident)
+        if not res.ok:
+            failures.append((res.ident, res.error or "failed"))
+            ctx.echo(f"  {res.ident}: ACME FAILED: {res.error}")
+            continue
+        if res.cert_pem is None:  # dry run: nothing to keep
+            ctx.echo(f"  {res.ident}: ACME dry run ok ({res.challenges} challenge(s))")
+            continue
+        key, csr, reused = keys[res.ident]
+        cert = x509.load_pem_x509_certificate(res.cert_pem)
+        chain = pem_certs(res.chain_pem or b"")
+        _write_next(ctx, svc, key, csr, cert, chain, reason, reused, result)
+    return failures

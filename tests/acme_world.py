@@ -1,0 +1,190 @@
+"""An ACME GitOps world: the rig (BIND + pebble + http-01 root), an inventory pointing at it,
+a GitOps repo with a bare remote, and a DNS host clone that pulls on every push (the
+post-receive hook plays the webhook).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import socket
+import sys
+import threading
+from pathlib import Path
+
+import dns.message
+import dns.query
+import dns.rcode
+
+from tests.gitops_world import PROJECT, World, git
+from tests.rig.acme_rig import AcmeRig
+
+SERVICES = {
+    # group/service: (ca, sans)
+    "example.com/mail-ec": ("pebble-dns", ["example.com", "mail.example.com"]),
+    "example.com/wild-ec": ("pebble-dns", ["*.example.com", "example.com"]),
+    "example.com/web-http": ("pebble-http", ["example.com", "www.example.com"]),
+    "example.net/web-ec": ("pebble-dns", ["example.net", "www.example.net"]),
+}
+
+
+def write_inventory(
+    dest: Path,
+    rig: AcmeRig,
+    *,
+    services: dict[str, tuple[str, list[str]]] | None = None,
+    publish: str = "git",
+    xtra_ns: list[str] | None = None,
+    check_timeout: int = 20,
+    restart_extra: str = "",
+) -> Path:
+    services = services or SERVICES
+    groups: dict[str, list[str]] = {}
+    for key in services:
+        group, svc = key.split("/")
+        groups.setdefault(group, []).append(svc)
+    dest.mkdir(parents=True)
+    refresh = " ".join(shlex.quote(a) for a in rig.refresh_command()) + restart_extra
+    lines = [
+        "[globals]",
+        "    min_roll_mins = 90",
+        "    dns_check_delay = 0",
+        f"    dns_xtra_ns = {xtra_ns or []!r}",
+    ]
+    for group, svcs in groups.items():
+        lines += [
+            "[[groups]]",
+            f"    domain = '{group}'",
+            f"    services = {svcs!r}",
+            "    active = true",
+        ]
+    lines += [
+        "[[dns_primary]]",
+        "    domain = 'default'",
+        "    server = '127.0.0.1'",
+        f"    port = {rig.dns_port}",
+        "[dns]",
+        "    servers = ['ns1.example.com']",
+        f"    publish = '{publish}'",
+        f"    check_port = {rig.dns_port}",
+        f"    check_timeout = {check_timeout}",
+        f"    acme_dir = '{rig.include_dir}'",
+        f"    tlsa_dirs = ['{rig.tlsa_dir}']",
+        f"    restart_cmd = {refresh!r}",
+        "[web]",
+        "    servers = ['web.example.com']",
+        f"    server_dir = '{rig.webroot}'",
+        "    restart_cmd = 'true'",
+    ]
+    # Every service goes to the web host; mail-ec also to the mail host (when present).
+    lines.append(f"    svc_depends = {[[g, s] for g, s in groups.items()]!r}")
+    mail = [g for g, svcs in groups.items() if "mail-ec" in svcs]
+    if mail:
+        lines += [
+            "[smtp]",
+            "    servers = ['mail.example.com']",
+            "    restart_cmd = 'true'",
+            f"    svc_depends = {[[g, ['mail-ec']] for g in mail]!r}",
+        ]
+    (dest / "ssl-mgr.conf").write_text("\n".join(lines) + "\n")
+    (dest / "ca-info.conf").write_text(
+        f"""[pebble-dns]
+    ca_desc = 'pebble, dns-01'
+    ca_type = 'certbot'
+    ca_validation = 'dns-01'
+    ca_server = '{rig.directory_url}'
+    ca_trust = '{rig.ca_bundle}'
+[pebble-http]
+    ca_desc = 'pebble, http-01'
+    ca_type = 'certbot'
+    ca_validation = 'http-01'
+    ca_server = '{rig.directory_url}'
+    ca_trust = '{rig.ca_bundle}'
+"""
+    )
+    for key, (ca, sans) in services.items():
+        group, svc = key.split("/")
+        (dest / group).mkdir(exist_ok=True)
+        (dest / group / svc).write_text(
+            f"""name = '{svc}'
+group = '{group}'
+service = '{svc}'
+signing_ca = '{ca}'
+[KeyOpts]
+    ktype = 'ec'
+    ec_algo = 'secp256r1'
+[X509]
+    CN = '{sans[0]}'
+    O = 'Example'
+    email = 'hostmaster@{group}'
+    sans = {sans!r}
+"""
+        )
+    return dest
+
+
+def attach_dns_host(world: World, rig: AcmeRig) -> Path:
+    """Clone the remote as the DNS host and make every push run its ``pull --role dns``."""
+    clone = world.base / "dns-host"
+    git(world.base, "clone", "-q", str(world.remote), str(clone), env=world.env())
+    prod = world.base / "dns-prod"
+    log = world.base / "dns-host.log"
+    hook = world.remote / "hooks" / "post-receive"
+    env_exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in rig.refresh_env.items())
+    hook.write_text(
+        "#!/bin/sh\n"
+        "unset GIT_DIR GIT_QUARANTINE_PATH\n"
+        f"cd {shlex.quote(str(clone))} || exit 1\n"
+        f"{env_exports} GIT_CONFIG_GLOBAL=/dev/null {shlex.quote(sys.executable)} -m sslm_ci "
+        f"--repo . pull --role dns --dest {shlex.quote(str(prod))} "
+        f"--allowed-signers {shlex.quote(str(world.allowed_signers))} "
+        f">> {shlex.quote(str(log))} 2>&1 || echo 'dns host pull failed' >&2\n"
+    )
+    hook.chmod(0o755)
+    return clone
+
+
+class LaggingProxy:
+    """A fake secondary: forwards to the primary, but only ``after`` the given time, or never
+    (``dead``). Binds 127.0.0.2 on the primary's port, so it is checked on ``check_port``."""
+
+    def __init__(self, upstream_port: int, *, refuse_first: int = 0, dead: bool = False) -> None:
+        self.upstream_port = upstream_port
+        self.refuse_first = refuse_first
+        self.dead = dead
+        self.queries = 0
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.2", upstream_port))
+        self.sock.settimeout(0.2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, peer = self.sock.recvfrom(4096)
+            except OSError:
+                continue
+            self.queries += 1
+            if self.dead:
+                continue
+            query = dns.message.from_wire(data)
+            if self.queries <= self.refuse_first:
+                reply = dns.message.make_response(query)
+                reply.set_rcode(dns.rcode.SERVFAIL)
+                self.sock.sendto(reply.to_wire(), peer)
+                continue
+            answer = dns.query.udp(query, "127.0.0.1", port=self.upstream_port, timeout=2)
+            self.sock.sendto(answer.to_wire(), peer)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self.sock.close()
+
+
+def acme_env(rig: AcmeRig) -> dict[str, str]:
+    return {k: v for k, v in rig.refresh_env.items()} | {
+        "PATH": f"{PROJECT / '.venv' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+    }

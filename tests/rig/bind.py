@@ -1,0 +1,494 @@
+"""An authoritative BIND9 (named) on a free loopback port, one zone file per apex.
+
+Each zone ``$INCLUDE``s ``<include_dir>/acme-challenge.<apex>`` and ``<tlsa_dir>/tlsa.<apex>``
+by absolute path (named-checkzone resolves relative includes against its own cwd). The SOA
+serial lives in ``serial.<apex>``; the zone file is rendered from a template stored in
+``rig.json``, which is also how the ``dns-refresh`` script finds everything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import dns.rdtypes.ANY.SOA
+import dns.rdtypes.ANY.TXT
+
+from tests.rig.process import (
+    LOOPBACK,
+    ManagedProcess,
+    RigError,
+    claim_port,
+    read_tail,
+    require_tool,
+)
+
+RIG_STATE_FILE = "rig.json"
+LOCK_FILE = "refresh.lock"
+SERIAL_TOKEN = "@@SERIAL@@"
+RNDC_KEY_NAME = "sslm-rig-rndc"
+
+
+@dataclass(frozen=True)
+class ZoneSpec:
+    """Contents of one test zone. Names are relative to the apex, ``@``, or end with ``.``.
+
+    There is deliberately no AAAA: pebble's VA looks up AAAA first and dials it, and nothing
+    in the rig listens on ``::1``.
+    """
+
+    ns: Mapping[str, str] = field(default_factory=lambda: {"ns1": LOOPBACK})
+    a: Mapping[str, str] = field(
+        default_factory=lambda: {"@": LOOPBACK, "www": LOOPBACK},
+    )
+    mx: Sequence[tuple[int, str]] = ()
+    ttl: int = 5
+    initial_serial: int = 1
+    hostmaster: str = "hostmaster"
+    extra_records: Sequence[str] = ()
+
+    def __post_init__(self) -> None:
+        if not self.ns:
+            raise ValueError("a zone needs at least one NS")
+        if self.ttl <= 0:
+            raise ValueError(f"ttl must be positive, got {self.ttl}")
+        if not 0 < self.initial_serial < 2**32:
+            raise ValueError(f"serial out of range: {self.initial_serial}")
+
+
+def fqdn(name: str, apex: str) -> str:
+    """``www`` → ``www.<apex>.``; ``@`` → ``<apex>.``; absolute names unchanged."""
+    if name == "@":
+        return f"{apex}."
+    if name.endswith("."):
+        return name
+    return f"{name}.{apex}."
+
+
+def _in_zone(absolute: str, apex: str) -> bool:
+    name = absolute.rstrip(".").lower()
+    return name == apex or name.endswith(f".{apex}")
+
+
+def render_zone_template(apex: str, spec: ZoneSpec, acme_include: Path, tlsa_include: Path) -> str:
+    """Zone text with ``SERIAL_TOKEN`` where the SOA serial goes."""
+    for path in (acme_include, tlsa_include):
+        if not path.is_absolute() or '"' in str(path):
+            raise ValueError(f"$INCLUDE path must be absolute and quote-free: {path}")
+    ns_names = [fqdn(name, apex) for name in spec.ns]
+    lines = [
+        "; rendered by tests/rig (Bind) and dns-refresh from rig.json; do not edit",
+        f"$TTL {spec.ttl}",
+        f"@ IN SOA {ns_names[0]} {fqdn(spec.hostmaster, apex)} "
+        f"( {SERIAL_TOKEN} 60 60 600 {spec.ttl} )",
+    ]
+    lines += [f"@ IN NS {name}" for name in ns_names]
+    addresses = {fqdn(name, apex): addr for name, addr in spec.a.items()}
+    for name, addr in spec.ns.items():
+        absolute = fqdn(name, apex)
+        # glue only for in-zone NS names not already given an address
+        if _in_zone(absolute, apex):
+            addresses.setdefault(absolute, addr)
+    lines += [f"{name} IN A {addr}" for name, addr in addresses.items()]
+    lines += [f"@ IN MX {pref} {fqdn(host, apex)}" for pref, host in spec.mx]
+    lines += list(spec.extra_records)
+    lines += [f'$INCLUDE "{acme_include}"', f'$INCLUDE "{tlsa_include}"']
+    return "\n".join(lines) + "\n"
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class Bind:
+    """named for ``zones`` on 127.0.0.1; use as a context manager or start()/stop()."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        zones: Mapping[str, ZoneSpec],
+        include_dir: Path,
+        *,
+        tlsa_dir: Path | None = None,
+        port: int | None = None,
+        rndc_port: int | None = None,
+        user: str | None = None,
+        querylog: bool = False,
+        startup_timeout: float = 10.0,
+    ) -> None:
+        if not zones:
+            raise ValueError("Bind needs at least one zone")
+        self.workdir = workdir.resolve()
+        self.zones = {apex.rstrip(".").lower(): spec for apex, spec in zones.items()}
+        self.include_dir = include_dir.resolve()
+        self.tlsa_dir = (tlsa_dir or include_dir).resolve()
+        self._port = port
+        self._rndc_port = rndc_port
+        self._user = user
+        self._querylog = querylog
+        self._startup_timeout = startup_timeout
+        self._proc: ManagedProcess | None = None
+
+    # ---------------------------------------------------------------- paths and ports
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RigError("named", "not started: no port chosen yet")
+        return self._port
+
+    @property
+    def rndc_port(self) -> int:
+        if self._rndc_port is None:
+            raise RigError("named", "not started: no rndc port chosen yet")
+        return self._rndc_port
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def named_conf(self) -> Path:
+        return self.workdir / "named.conf"
+
+    @property
+    def rndc_conf(self) -> Path:
+        return self.workdir / "rndc.conf"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "named.log"
+
+    @property
+    def state_path(self) -> Path:
+        """``rig.json``: what ``dns-refresh`` reads (via ``SSLM_RIG_BIND_DIR``)."""
+        return self.workdir / RIG_STATE_FILE
+
+    def zone_file(self, apex: str) -> Path:
+        return self.workdir / f"db.{self._known(apex)}"
+
+    def serial_file(self, apex: str) -> Path:
+        return self.workdir / f"serial.{self._known(apex)}"
+
+    def acme_fragment(self, apex: str) -> Path:
+        return self.include_dir / f"acme-challenge.{self._known(apex)}"
+
+    def tlsa_fragment(self, apex: str) -> Path:
+        return self.tlsa_dir / f"tlsa.{self._known(apex)}"
+
+    def _known(self, apex: str) -> str:
+        key = apex.rstrip(".").lower()
+        if key not in self.zones:
+            raise KeyError(f"not a rig zone: {apex!r} (zones: {sorted(self.zones)})")
+        return key
+
+    # ---------------------------------------------------------------- lifecycle
+    def __enter__(self) -> Bind:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        if self._proc is not None:
+            raise RigError("named", "already started")
+        named = require_tool("named", "bind9")
+        for tool in ("named-checkconf", "named-checkzone"):
+            require_tool(tool, "bind9-utils")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.include_dir.mkdir(parents=True, exist_ok=True)
+        self.tlsa_dir.mkdir(parents=True, exist_ok=True)
+        # chosen once: a restart keeps the ports pebble and clients were told about
+        self._port = claim_port(self._port, "named", udp=True)
+        self._rndc_port = claim_port(self._rndc_port, "named (rndc)")
+        self._write_config()
+        self._check_config()
+        argv = [named, "-g", "-n", "1", "-c", str(self.named_conf)]
+        if self._user is not None:
+            argv += ["-u", self._user]
+        proc = ManagedProcess(
+            "named",
+            argv,
+            cwd=self.workdir,
+            log_path=self.log_path,
+            pid_path=self.workdir / "named.rig-pid",
+        )
+        proc.start()
+        self._proc = proc
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.stop()
+            self._proc = None
+
+    def _write_config(self) -> None:
+        key_path = self.workdir / "rndc.key"
+        if not key_path.exists():
+            self._run_checked(
+                [
+                    require_tool("rndc-confgen", "bind9-utils"),
+                    "-a",
+                    "-A",
+                    "hmac-sha256",
+                    "-k",
+                    RNDC_KEY_NAME,
+                    "-c",
+                    str(key_path),
+                ],
+                "rndc-confgen",
+            )
+        d = self.workdir
+        self.rndc_conf.write_text(
+            f'include "{key_path}";\n'
+            f'options {{ default-key "{RNDC_KEY_NAME}"; default-server {LOOPBACK}; '
+            f"default-port {self.rndc_port}; }};\n"
+        )
+        zone_stanzas = "".join(
+            f'zone "{apex}" {{ type primary; file "{self.zone_file(apex)}"; }};\n'
+            for apex in self.zones
+        )
+        self.named_conf.write_text(
+            f'include "{key_path}";\n'
+            f"controls {{ inet {LOOPBACK} port {self.rndc_port} allow {{ {LOOPBACK}; }} "
+            f'keys {{ "{RNDC_KEY_NAME}"; }}; }};\n'
+            "options {\n"
+            f'    directory "{d}";\n'
+            f'    pid-file "{d}/named.pid";\n'
+            # without it named (as root) overwrites the system's /run/named/session.key
+            f'    session-keyfile "{d}/session.key";\n'
+            f'    managed-keys-directory "{d}";\n'
+            f"    listen-on port {self.port} {{ {LOOPBACK}; }};\n"
+            "    listen-on-v6 { none; };\n"
+            "    recursion no;\n"
+            "    dnssec-validation no;\n"
+            "    notify no;\n"
+            "    allow-transfer { none; };\n"
+            f"    querylog {'yes' if self._querylog else 'no'};\n"
+            "};\n" + zone_stanzas
+        )
+        zones_state: dict[str, dict[str, str]] = {}
+        for apex, spec in self.zones.items():
+            for fragment in (self.acme_fragment(apex), self.tlsa_fragment(apex)):
+                fragment.touch(exist_ok=True)  # an empty $INCLUDE file is a valid zone part
+            template = render_zone_template(
+                apex, spec, self.acme_fragment(apex), self.tlsa_fragment(apex)
+            )
+            zones_state[apex] = {
+                "zone_file": str(self.zone_file(apex)),
+                "serial_file": str(self.serial_file(apex)),
+                "template": template,
+            }
+            serial_file = self.serial_file(apex)
+            if not serial_file.exists():
+                _atomic_write(serial_file, f"{spec.initial_serial}\n")
+            serial = int(serial_file.read_text().strip())
+            _atomic_write(self.zone_file(apex), template.replace(SERIAL_TOKEN, str(serial)))
+        state = {
+            "version": 1,
+            "bind_dir": str(d),
+            "named_conf": str(self.named_conf),
+            "rndc_conf": str(self.rndc_conf),
+            "named_log": str(self.log_path),
+            "dns_host": LOOPBACK,
+            "dns_port": self.port,
+            "lock_file": str(d / LOCK_FILE),
+            "serial_token": SERIAL_TOKEN,
+            "zones": zones_state,
+        }
+        _atomic_write(self.state_path, json.dumps(state, indent=2) + "\n")
+
+    def _check_config(self) -> None:
+        self._run_checked(["named-checkconf", str(self.named_conf)], "named-checkconf")
+        for apex in self.zones:
+            self._run_checked(
+                ["named-checkzone", apex, str(self.zone_file(apex))], f"named-checkzone {apex}"
+            )
+
+    def _run_checked(self, argv: list[str], what: str) -> str:
+        result = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise RigError(
+                "named",
+                f"{what} failed (exit {result.returncode})",
+                (result.stdout + result.stderr).strip(),
+            )
+        return result.stdout
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self._startup_timeout
+        pending = {apex: self.file_serial(apex) for apex in self.zones}
+        while pending:
+            proc = self._proc
+            if proc is None or not proc.alive():
+                tail = proc.log_tail() if proc is not None else ""
+                raise RigError("named", "exited during start-up", tail)
+            for apex, want in list(pending.items()):
+                with contextlib.suppress(RigError, OSError, dns.exception.DNSException):
+                    if self.serial(apex, timeout=0.2) == want:
+                        del pending[apex]
+            if pending and time.monotonic() > deadline:
+                raise RigError(
+                    "named",
+                    f"zones not served within {self._startup_timeout}s: {sorted(pending)}",
+                    proc.log_tail(),
+                )
+            if pending:
+                time.sleep(0.02)
+
+    # ---------------------------------------------------------------- control
+    def rndc(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Runs ``rndc`` against this named; raises on a non-zero exit."""
+        argv = [require_tool("rndc", "bind9-utils"), "-c", str(self.rndc_conf), *args]
+        result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=15)
+        if result.returncode != 0:
+            raise RigError(
+                "named",
+                f"rndc {' '.join(args)} failed (exit {result.returncode}): "
+                f"{(result.stdout + result.stderr).strip()}",
+                self._log_tail(),
+            )
+        return result
+
+    def reload(self, apex: str | None = None) -> None:
+        """``rndc reload [apex]``. Asynchronous and exit 0 even when the load fails: confirm
+        with a query (or use :meth:`bump_serial`, which does)."""
+        if apex is None:
+            self.rndc("reload")
+        else:
+            self.rndc("reload", self._known(apex))
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """The lock ``dns-refresh`` also takes around serial bumps and reloads."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with (self.workdir / LOCK_FILE).open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+
+    def file_serial(self, apex: str) -> int:
+        return int(self.serial_file(apex).read_text().strip())
+
+    def bump_serial(self, apex: str, *, timeout: float = 10.0) -> int:
+        """Serial + 1 in the zone file, reload, wait until served. Returns the new serial."""
+        key = self._known(apex)
+        with self.locked():
+            new = self.file_serial(key) + 1
+            _atomic_write(self.serial_file(key), f"{new}\n")
+            template = json.loads(self.state_path.read_text())["zones"][key]["template"]
+            _atomic_write(self.zone_file(key), template.replace(SERIAL_TOKEN, str(new)))
+            self.reload(key)
+            self.wait_serial(key, new, timeout=timeout)
+        return new
+
+    def wait_serial(self, apex: str, at_least: int, *, timeout: float = 10.0) -> int:
+        """Polls until the served serial is ``>= at_least``; re-issues the reload each second
+        in case named judged the files unchanged."""
+        key = self._known(apex)
+        deadline = time.monotonic() + timeout
+        next_reload = time.monotonic() + 1.0
+        served: int | None = None
+        while True:
+            with contextlib.suppress(RigError, OSError, dns.exception.DNSException):
+                served = self.serial(key, timeout=0.3)
+                if served >= at_least:
+                    return served
+            now = time.monotonic()
+            if now > deadline:
+                raise RigError(
+                    "named",
+                    f"{key}: serial {at_least} not served after {timeout}s "
+                    f"(serving {served}); the zone probably failed to load",
+                    self._log_tail(),
+                )
+            if now > next_reload:
+                self.reload(key)
+                next_reload = now + 1.0
+            time.sleep(0.02)
+
+    # ---------------------------------------------------------------- queries
+    def query(
+        self,
+        name: str,
+        rdtype: str | dns.rdatatype.RdataType,
+        *,
+        tcp: bool = False,
+        edns: bool = False,
+        timeout: float = 2.0,
+    ) -> dns.message.Message:
+        """One query straight to this named. Default: UDP without EDNS, as pebble's VA asks."""
+        kind = dns.rdatatype.from_text(rdtype) if isinstance(rdtype, str) else rdtype
+        request = dns.message.make_query(name, kind, use_edns=edns)
+        if tcp:
+            return dns.query.tcp(request, LOOPBACK, port=self.port, timeout=timeout)
+        return dns.query.udp(
+            request,
+            LOOPBACK,
+            port=self.port,
+            timeout=timeout,
+            ignore_trailing=True,
+            raise_on_truncation=False,
+        )
+
+    def records(self, name: str, rdtype: str) -> list[str]:
+        """Answer rdata for ``name``/``rdtype`` as zone-file text, sorted."""
+        response = self.query(name, rdtype)
+        kind = dns.rdatatype.from_text(rdtype)
+        return sorted(
+            rdata.to_text() for rrset in response.answer if rrset.rdtype == kind for rdata in rrset
+        )
+
+    def txt_values(self, name: str) -> set[str]:
+        response = self.query(name, "TXT")
+        values: set[str] = set()
+        for rrset in response.answer:
+            for rdata in rrset:
+                if isinstance(rdata, dns.rdtypes.ANY.TXT.TXT):
+                    values.add(b"".join(rdata.strings).decode())
+        return values
+
+    def serial(self, apex: str, *, timeout: float = 2.0) -> int:
+        """The SOA serial named serves for ``apex`` (authoritative answer required)."""
+        key = self._known(apex)
+        response = self.query(key, "SOA", timeout=timeout)
+        if response.rcode() != dns.rcode.NOERROR or not response.flags & dns.flags.AA:
+            raise RigError(
+                "named",
+                f"{key} SOA: {dns.rcode.to_text(response.rcode())}, not authoritative "
+                "(zone not loaded?)",
+            )
+        for rrset in response.answer:
+            for rdata in rrset:
+                if isinstance(rdata, dns.rdtypes.ANY.SOA.SOA):
+                    return int(rdata.serial)
+        raise RigError("named", f"{key} SOA: no SOA in the answer")
+
+    def _log_tail(self) -> str:
+        if self._proc is not None:
+            return self._proc.log_tail()
+        return read_tail(self.log_path)
