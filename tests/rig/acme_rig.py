@@ -8,12 +8,11 @@ import subprocess
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 from tests.rig.bind import Bind, ZoneSpec
 from tests.rig.http_root import HttpRoot
 from tests.rig.pebble import NINETY_DAYS, Pebble
-from tests.rig.process import RigError, free_port
+from tests.rig.process import RigError, RigService, free_port
 
 DEFAULT_APEXES = ("example.com", "example.net")
 REFRESH_SCRIPT = Path(__file__).resolve().with_name("dns-refresh")
@@ -31,7 +30,7 @@ class RigPorts:
     tls: int | None = None
 
 
-class AcmeRig:
+class AcmeRig(RigService):
     """Everything an sslm-ci e2e test needs; ``with AcmeRig(tmp) as rig:`` or start()/stop().
 
     Layout under ``workdir``: ``bind/`` (named, rig.json), ``dns-include/`` (the ``[dns]
@@ -81,18 +80,6 @@ class AcmeRig:
         self.http = HttpRoot(self.webroot, self.bind.zones, port=http_port)
 
     # ---------------------------------------------------------------- lifecycle
-    def __enter__(self) -> AcmeRig:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     def start(self) -> None:
         try:
             self.bind.start()

@@ -17,7 +17,6 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
 import dns.exception
 import dns.flags
@@ -32,6 +31,7 @@ from tests.rig.process import (
     LOOPBACK,
     ManagedProcess,
     RigError,
+    RigService,
     claim_port,
     read_tail,
     require_tool,
@@ -116,7 +116,7 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-class Bind:
+class Bind(RigService):
     """named for ``zones`` on 127.0.0.1; use as a context manager or start()/stop()."""
 
     def __init__(
@@ -198,18 +198,6 @@ class Bind:
         return key
 
     # ---------------------------------------------------------------- lifecycle
-    def __enter__(self) -> Bind:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     def start(self) -> None:
         if self._proc is not None:
             raise RigError("named", "already started")

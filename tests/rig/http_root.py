@@ -10,9 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 
-from tests.rig.process import LOOPBACK, RigError, claim_port
+from tests.rig.process import LOOPBACK, RigError, RigService, claim_port
 
 CHALLENGE_PREFIX = "/.well-known/acme-challenge/"
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+")
@@ -33,7 +32,7 @@ class ServedRequest:
     status: int
 
 
-class HttpRoot:
+class HttpRoot(RigService):
     """Threaded static responder on 127.0.0.1:``port``; only challenge tokens are served."""
 
     def __init__(self, webroot: Path, apexes: Iterable[str], *, port: int | None = None) -> None:
@@ -70,18 +69,6 @@ class HttpRoot:
 
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
-
-    def __enter__(self) -> HttpRoot:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> None:
         if self._server is not None:

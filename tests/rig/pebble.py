@@ -12,7 +12,6 @@ import time
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -23,6 +22,7 @@ from tests.rig.process import (
     LOOPBACK,
     ManagedProcess,
     RigError,
+    RigService,
     claim_port,
     free_port,
     require_tool,
@@ -121,7 +121,7 @@ def write_api_certificate(directory: Path) -> tuple[Path, Path, Path]:
     return ca_path, cert_path, key_path
 
 
-class Pebble:
+class Pebble(RigService):
     """pebble with ``-dnsserver 127.0.0.1:<dns_port>``; start()/stop()/restart() or ``with``.
 
     Ports are chosen at the first start and kept, so a restart serves the same URLs; the
@@ -216,18 +216,6 @@ class Pebble:
         return self._proc is not None and self._proc.alive()
 
     # ---------------------------------------------------------------- lifecycle
-    def __enter__(self) -> Pebble:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     def start(self) -> None:
         if self._proc is not None:
             raise RigError("pebble", "already started")

@@ -12,7 +12,8 @@ import subprocess
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from types import TracebackType
+from typing import IO, Self
 
 LOOPBACK = "127.0.0.1"
 
@@ -196,3 +197,25 @@ def _stop_leftovers() -> None:
     # last resort when a test run is torn down without fixture finalizers
     for proc in list(_live):
         proc.stop(timeout=1.0)
+
+
+class RigService:
+    """``with X(...) as x:`` for every rig component: start on enter, always stop on exit."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
