@@ -11,7 +11,7 @@ import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
@@ -48,7 +48,7 @@ from sslm_ci.store import SOPS_SUFFIX, Slot, SlotInfo, Store
 
 INVENTORY_DIR = "inventory"
 SOPS_CONFIG = ".sops.yaml"
-STATE_PATHS: tuple[str, ...] = ("certs", "zones", "accounts", SOPS_CONFIG)
+STATE_PATHS: tuple[str, ...] = ("certs", "zones", "accounts", "webroot", SOPS_CONFIG)
 
 Echo = Callable[[str], None]
 
@@ -76,6 +76,7 @@ class StageResult:
     commit: str | None = None
     tag: str | None = None
     pushed: bool = False
+    acme_orders: dict[str, int] = field(default_factory=dict)  # CA name -> orders placed
 
 
 class Context:
@@ -270,6 +271,8 @@ def _trailers(stage: str, result: StageResult) -> str:
         lines.append(f"Sslm-Service: {ident}")
     for ident, reason in result.done:
         lines.append(f"Sslm-Reason: {ident} {reason}")
+    for ca, count in sorted(result.acme_orders.items()):
+        lines.append(f"{ACME_ORDERS_TRAILER}: {ca} {count}")
     return "\n".join(lines)
 
 
@@ -434,6 +437,51 @@ def _sign_locally(
     return cert, [ca_cert, *ca_chain]
 
 
+ACME_ORDERS_TRAILER = "Sslm-Acme-Orders"
+ORDER_WINDOW = timedelta(hours=3)  # Let's Encrypt: 300 new orders per account per 3 hours
+
+
+def recent_acme_orders(root: Path, now: datetime) -> dict[str, int]:
+    """Orders placed per CA in the rate-limit window before ``now``, from commit trailers."""
+    since = int((now - ORDER_WINDOW).timestamp())
+    out = subprocess.run(
+        [
+            "git",
+            "log",
+            f"--since=@{since}",
+            f"--until=@{int(now.timestamp())}",
+            f"--format=%(trailers:key={ACME_ORDERS_TRAILER},valueonly)",
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    ).stdout
+    counts: dict[str, int] = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = counts.get(parts[0], 0) + int(parts[1])
+    return counts
+
+
+def split_by_order_budget(
+    due: Sequence[tuple[Service, str, str]], cap: int, used: dict[str, int]
+) -> tuple[list[tuple[Service, str]], list[tuple[Service, str]]]:
+    """Pure: which due ACME services fit each CA's remaining order budget this window."""
+    left = {ca: cap - used.get(ca, 0) for _, _, ca in due}
+    allowed: list[tuple[Service, str]] = []
+    deferred: list[tuple[Service, str]] = []
+    for svc, reason, ca in due:
+        if left[ca] > 0:
+            left[ca] -= 1
+            allowed.append((svc, reason))
+        else:
+            deferred.append(
+                (svc, f"deferred: {used.get(ca, 0)} orders at {ca} in the last 3 h, cap {cap}")
+            )
+    return allowed, deferred
+
+
 def _is_acme(inv: Inventory, svc: Service) -> bool:
     ca = inv.cas.get(svc.signing_ca)
     return ca is not None and ca.ca_type == "certbot"
@@ -499,11 +547,16 @@ def run_renew(
         if acme_due:
             from sslm_ci.acme.stage import issue_acme
 
-            cap = inv.globals.acme_max_orders
-            for svc, _ in acme_due[cap:]:
-                result.skipped.append((svc.ident, f"deferred: acme_max_orders={cap}"))
-                ctx.echo(f"  {svc.ident}: deferred to a later run (acme_max_orders={cap})")
-            failures += issue_acme(ctx, acme_due[:cap], opts, result)
+            allowed, deferred = split_by_order_budget(
+                [(s, r, s.signing_ca) for s, r in acme_due],
+                inv.globals.acme_max_orders,
+                recent_acme_orders(ctx.root, ctx.now),
+            )
+            for svc, why in deferred:
+                result.skipped.append((svc.ident, why))
+                ctx.echo(f"  {svc.ident}: deferred to a later run ({why})")
+            if allowed:
+                failures += issue_acme(ctx, allowed, opts, result)
 
         issued: dict[str, _Issued] = {}
         for svc, reason in due:

@@ -37,6 +37,8 @@ def write_inventory(
     xtra_ns: list[str] | None = None,
     check_timeout: int = 20,
     restart_extra: str = "",
+    web_publish: str = "local",
+    extra_globals: tuple[str, ...] = (),
 ) -> Path:
     services = services or SERVICES
     groups: dict[str, list[str]] = {}
@@ -50,6 +52,7 @@ def write_inventory(
         "    min_roll_mins = 90",
         "    dns_check_delay = 0",
         f"    dns_xtra_ns = {xtra_ns or []!r}",
+        *(f"    {line}" for line in extra_globals),
     ]
     for group, svcs in groups.items():
         lines += [
@@ -73,6 +76,7 @@ def write_inventory(
         f"    restart_cmd = {refresh!r}",
         "[web]",
         "    servers = ['web.example.com']",
+        f"    publish = '{web_publish}'",
         f"    server_dir = '{rig.webroot}'",
         "    restart_cmd = 'true'",
     ]
@@ -123,25 +127,30 @@ signing_ca = '{ca}'
     return dest
 
 
-def attach_dns_host(world: World, rig: AcmeRig) -> Path:
-    """Clone the remote as the DNS host and make every push run its ``pull --role dns``."""
-    clone = world.base / "dns-host"
-    git(world.base, "clone", "-q", str(world.remote), str(clone), env=world.env())
-    prod = world.base / "dns-prod"
-    log = world.base / "dns-host.log"
+def attach_dns_host(world: World, rig: AcmeRig, web_host: bool = False) -> Path:
+    """Clone the remote as the DNS host (and the web host) and make every push run their
+    ``pull`` (the post-receive hook plays the webhook)."""
+    q = shlex.quote
+    env_exports = " ".join(f"{k}={q(v)}" for k, v in rig.refresh_env.items())
+    signers = q(str(world.allowed_signers))
+    script = ["#!/bin/sh", "unset GIT_DIR GIT_QUARANTINE_PATH"]
+    hosts = [("dns-host", "--role dns", "ci")]
+    if web_host:
+        hosts.append(("web-host", "--host web.example.com", "web.example.com"))
+    for name, who, identity in hosts:
+        clone = world.base / name
+        git(world.base, "clone", "-q", str(world.remote), str(clone), env=world.env())
+        key = q(str(world.keys / f"{identity}.agekey"))
+        script.append(
+            f"(cd {q(str(clone))} && {env_exports} GIT_CONFIG_GLOBAL=/dev/null "
+            f"SOPS_AGE_KEY_FILE={key} {q(sys.executable)} -m sslm_ci --repo . pull {who} "
+            f"--dest {q(str(world.base / (name + '-prod')))} --allowed-signers {signers} "
+            f">> {q(str(world.base / (name + '.log')))} 2>&1) || echo '{name} pull failed' >&2"
+        )
     hook = world.remote / "hooks" / "post-receive"
-    env_exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in rig.refresh_env.items())
-    hook.write_text(
-        "#!/bin/sh\n"
-        "unset GIT_DIR GIT_QUARANTINE_PATH\n"
-        f"cd {shlex.quote(str(clone))} || exit 1\n"
-        f"{env_exports} GIT_CONFIG_GLOBAL=/dev/null {shlex.quote(sys.executable)} -m sslm_ci "
-        f"--repo . pull --role dns --dest {shlex.quote(str(prod))} "
-        f"--allowed-signers {shlex.quote(str(world.allowed_signers))} "
-        f">> {shlex.quote(str(log))} 2>&1 || echo 'dns host pull failed' >&2\n"
-    )
+    hook.write_text("\n".join(script) + "\n")
     hook.chmod(0o755)
-    return clone
+    return world.base / "dns-host"
 
 
 class LaggingProxy:

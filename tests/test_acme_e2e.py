@@ -31,7 +31,7 @@ def make_world(tmp_path: Path, rig: AcmeRig, **inv_kw: object) -> World:
     inv = write_inventory(tmp_path / "inv-src", rig, **inv_kw)  # type: ignore[arg-type]
     world = World(tmp_path, inv)
     world.init()
-    attach_dns_host(world, rig)
+    attach_dns_host(world, rig, web_host=inv_kw.get("web_publish") == "git")
     return world
 
 
@@ -196,3 +196,80 @@ def test_local_publish_mode_refreshes_the_zone_directly(tmp_path: Path, acme_rig
     assert not [t for t in world.remote_tags() if t.startswith("sslm/acme/")]
     assert acme_rig.bind.serial("example.com") >= serial_before + 2  # publish + cleanup
     assert fragments_empty(acme_rig, world)
+
+
+def test_http01_tokens_published_through_git_reach_the_web_host(
+    tmp_path: Path, acme_rig: AcmeRig
+) -> None:
+    services = {
+        "example.com/web-http": ("pebble-http", ["example.com", "www.example.com"]),
+        "example.net/web-ec": ("pebble-dns", ["example.net"]),
+    }
+    world = make_world(tmp_path, acme_rig, services=services, web_publish="git")
+    result = world.sslm("renew", now=NOW, extra_env=acme_env(acme_rig))
+    assert result.exit_code == 0, result.output
+    assert "published 1 dns-01 + 2 http-01 challenge(s)" in result.output
+    acme_tags = [t for t in world.remote_tags() if t.startswith("sslm/acme/")]
+    assert len(acme_tags) == 1  # fragments and tokens went out in one commit
+    files = git(world.remote, "show", "--name-only", "--format=", acme_tags[0]).split()
+    assert "zones/acme-challenge.example.net" in files
+    assert len([f for f in files if f.startswith("webroot/example.com/.well-known/")]) == 2
+    # The web host served the tokens (pebble fetched them) and removed them afterwards.
+    assert "example.com:web-http: renewed into next" in result.output
+    served = [r for r in acme_rig.http.requests if r.status == 200]
+    assert served
+    assert not any((acme_rig.webroot / "example.com/.well-known/acme-challenge").iterdir())
+    assert not (world.repo / "webroot").exists()
+
+
+def test_dry_run_validates_and_keeps_nothing(tmp_path: Path, acme_rig: AcmeRig) -> None:
+    services = {"example.net/web-ec": ("pebble-dns", ["example.net"])}
+    world = make_world(tmp_path, acme_rig, services=services)
+    result = world.sslm("renew", "-n", now=NOW, extra_env=acme_env(acme_rig))
+    assert result.exit_code == 0, result.output
+    assert "example.net:web-ec: ACME dry run ok" in result.output
+    assert not (world.repo / "certs").exists()
+    assert fragments_empty(acme_rig, world)
+
+
+def test_ca_dying_mid_run_fails_closed(tmp_path: Path, acme_rig: AcmeRig) -> None:
+    # The DNS refresh (run once the challenges are published) kills pebble: certbot cannot
+    # answer or finish; nothing may be kept and the fragments must be cleaned.
+    services = {"example.net/web-ec": ("pebble-dns", ["example.net"])}
+    pid = acme_rig.pebble.pid
+    world = make_world(
+        tmp_path,
+        acme_rig,
+        services=services,
+        publish="local",
+        restart_extra=f" ; kill {pid} 2>/dev/null; true",
+    )
+    result = world.sslm("renew", now=NOW, extra_env=acme_env(acme_rig))
+    assert result.exit_code == 1
+    assert "example.net:web-ec: ACME FAILED" in result.output
+    assert not (world.repo / "certs").exists()
+    assert fragments_empty(acme_rig, world)
+
+
+def test_order_budget_defers_over_the_cap_per_three_hours(
+    tmp_path: Path, acme_rig: AcmeRig
+) -> None:
+    services = {
+        "example.com/mail-ec": ("pebble-dns", ["example.com"]),
+        "example.net/web-ec": ("pebble-dns", ["example.net"]),
+    }
+    world = make_world(
+        tmp_path, acme_rig, services=services, extra_globals=("acme_max_orders = 1",)
+    )
+    first = world.sslm("renew", now=NOW, extra_env=acme_env(acme_rig))
+    assert first.exit_code == 0, first.output
+    assert "example.com:mail-ec: renewed into next" in first.output
+    assert "example.net:web-ec: deferred to a later run (deferred: 0 orders" in first.output
+    assert "Sslm-Acme-Orders: pebble-dns 1" in git(world.repo, "log", "-1", "--format=%B")
+    soon = world.sslm("renew", now=later(hours=1), extra_env=acme_env(acme_rig))
+    assert "example.net:web-ec: deferred to a later run (deferred: 1 orders at pebble-dns" in (
+        soon.output
+    )
+    after = world.sslm("renew", now=later(hours=3, days=0.01), extra_env=acme_env(acme_rig))
+    assert after.exit_code == 0, after.output
+    assert "example.net:web-ec: renewed into next" in after.output

@@ -332,9 +332,9 @@ BAD_CASES: list[Bad] = [
     ),
     _seed(
         "dns-only-key-in-web",
-        e(MAIN, "[web]\n", "[web]\n    publish = 'git'\n"),
+        e(MAIN, "[smtp]\n", "[smtp]\n    publish = 'git'\n"),
         MAIN,
-        "web.publish",
+        "smtp.publish",
         "belongs in [dns]",
     ),
     _seed(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -150,3 +151,17 @@ def test_force_never_overrides_match_and_chain(nxt: NextFacts | None, reason: st
     assert isinstance(decision, Hold)
     assert decision.reason == reason
     assert not decision.overridable
+
+
+def test_order_budget_is_per_ca_and_counts_recent_orders() -> None:
+    from sslm_ci.config.model import Service
+    from sslm_ci.stages import split_by_order_budget
+
+    def svc(name: str) -> Service:
+        return Service("example.com", name, name, "le", file=Path("x"))
+
+    due = [(svc("a"), "r", "le"), (svc("b"), "r", "le"), (svc("c"), "r", "other")]
+    allowed, deferred = split_by_order_budget(due, cap=3, used={"le": 2})
+    assert [s.service for s, _ in allowed] == ["a", "c"]
+    assert [s.service for s, _ in deferred] == ["b"]
+    assert "2 orders at le in the last 3 h, cap 3" in deferred[0][1]

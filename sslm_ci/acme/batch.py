@@ -60,12 +60,9 @@ class AcmeOptions:
     parallel: int = 50
 
 
-class DnsPublisher(Protocol):
-    def publish(self, records: dict[str, list[tuple[str, str]]]) -> None: ...
-    def cleanup(self) -> None: ...
+class Publisher(Protocol):
+    """Makes (its kind of) challenges visible; ``cleanup`` takes them away again."""
 
-
-class HttpPublisher(Protocol):
     def publish(self, challenges: Sequence[Challenge], apex_of: Callable[[str], str]) -> None: ...
     def cleanup(self) -> None: ...
 
@@ -76,8 +73,7 @@ class BatchIO:
 
     repo: Path
     sops: Sops
-    dns: DnsPublisher | None
-    http: HttpPublisher | None
+    publishers: list[Publisher]
     zone_checks: Callable[[dict[str, list[tuple[str, str]]]], list[ZoneCheck]]
     echo: Echo
     account_paths: list[str] = field(default_factory=list)  # accounts written to the repo
@@ -293,12 +289,9 @@ def _drive(
             f"{len(records)} zone(s): publishing once"
         )
         try:
-            if io.http is not None:
-                io.http.publish(challenges, apex_of)
+            for publisher in io.publishers:
+                publisher.publish(challenges, apex_of)
             if records:
-                if io.dns is None:
-                    raise OperationalError("dns-01 challenges but no DNS publisher configured")
-                io.dns.publish(records)
                 report = wait_for_propagation(
                     io.zone_checks(records),
                     timeout=opts.propagation_timeout,
@@ -338,9 +331,7 @@ def _abort(procs: list[_Proc], server: HookServer, io: BatchIO, reason: str) -> 
 
 
 def _cleanup(io: BatchIO) -> None:
-    for publisher in (io.http, io.dns):
-        if publisher is None:
-            continue
+    for publisher in io.publishers:
         try:
             publisher.cleanup()
         except OperationalError as exc:

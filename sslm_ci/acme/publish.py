@@ -63,11 +63,11 @@ class LocalDnsPublisher:
     echo: Echo
     _apexes: set[str] = field(default_factory=set)
 
-    def publish(self, records: dict[str, list[tuple[str, str]]]) -> None:
+    def publish(self, challenges: Sequence[Challenge], apex_of: Callable[[str], str]) -> None:
+        records = dns_records_by_apex(challenges, apex_of)
         for apex, recs in records.items():
-            atomic_write(
-                self.acme_dir / fragment_name(apex), render_acme_fragment(apex, recs).encode()
-            )
+            text = render_acme_fragment(apex, recs)
+            atomic_write(self.acme_dir / fragment_name(apex), text.encode())
             self._apexes.add(apex)
         if records:
             run_refresh(self.restart_cmd, list(records), self.echo)
@@ -76,47 +76,17 @@ class LocalDnsPublisher:
         if not self._apexes:
             return
         for apex in self._apexes:
-            atomic_write(
-                self.acme_dir / fragment_name(apex), render_acme_fragment(apex, []).encode()
-            )
+            text = render_acme_fragment(apex, [])
+            atomic_write(self.acme_dir / fragment_name(apex), text.encode())
         run_refresh(self.restart_cmd, sorted(self._apexes), self.echo)
         self._apexes.clear()
 
 
-@dataclass
-class GitDnsPublisher:
-    """Commits fragments and pushes a tag; the DNS host pulls and refreshes."""
-
-    root: Path
-    commit_and_push: Callable[[str, list[str], str], str]  # (message, paths, tag stem) -> tag
-    echo: Echo
-    _apexes: set[str] = field(default_factory=set)
-
-    def publish(self, records: dict[str, list[tuple[str, str]]]) -> None:
-        if not records:
-            return
-        paths: list[str] = []
-        for apex, recs in sorted(records.items()):
-            rel = f"{ZONES_DIR}/{fragment_name(apex)}"
-            atomic_write(self.root / rel, render_acme_fragment(apex, recs).encode())
-            paths.append(rel)
-            self._apexes.add(apex)
-        count = sum(len(r) for r in records.values())
-        tag = self.commit_and_push(
-            f"acme: publish {count} dns-01 challenge(s) for {', '.join(sorted(records))}\n\n"
-            "Sslm-Stage: acme\n",
-            paths,
-            "acme",
-        )
-        self.echo(f"  published {count} challenge(s) in {tag}")
-
-    def cleanup(self) -> None:
-        """Empty the fragments in the working tree; the stage's commit carries them."""
-        for apex in self._apexes:
-            write_if_changed(
-                self.root / ZONES_DIR / fragment_name(apex), render_acme_fragment(apex, []).encode()
-            )
-        self._apexes.clear()
+def token_rel(apex: str, token: str) -> str:
+    """Where an http-01 token lives below a web root (RFC 8555 §8.3, ssl-mgr's layout)."""
+    if not token or "/" in token or token.startswith("."):
+        raise OperationalError(f"refusing odd http-01 token {token!r}")
+    return f"{apex}/.well-known/acme-challenge/{token}"
 
 
 @dataclass
@@ -127,15 +97,10 @@ class LocalHttpPublisher:
 
     def publish(self, challenges: Sequence[Challenge], apex_of: Callable[[str], str]) -> None:
         for ch in challenges:
-            if ch.kind != "http-01":
-                continue
-            if not ch.token or "/" in ch.token or ch.token.startswith("."):
-                raise OperationalError(f"{ch.service}: refusing odd http-01 token {ch.token!r}")
-            path = (
-                self.server_dir / apex_of(ch.service) / ".well-known" / "acme-challenge" / ch.token
-            )
-            atomic_write(path, ch.validation.encode())
-            self._written.append(path)
+            if ch.kind == "http-01":
+                path = self.server_dir / token_rel(apex_of(ch.service), ch.token)
+                atomic_write(path, ch.validation.encode())
+                self._written.append(path)
         if self._written:
             self.echo(f"  wrote {len(self._written)} http-01 token file(s) under {self.server_dir}")
 
@@ -143,3 +108,63 @@ class LocalHttpPublisher:
         for path in self._written:
             path.unlink(missing_ok=True)
         self._written.clear()
+
+
+WEBROOT_DIR = "webroot"
+
+
+@dataclass
+class GitPublisher:
+    """dns-01 fragments and/or http-01 tokens in ONE commit + tag + push; the DNS host and the
+    web hosts pull it (timer or webhook) and install what concerns them."""
+
+    root: Path
+    commit_and_push: Callable[[str, list[str], str], str]  # (message, paths, tag stem) -> tag
+    echo: Echo
+    dns: bool
+    http: bool
+    _apexes: set[str] = field(default_factory=set)
+    _tokens: list[str] = field(default_factory=list)
+
+    def publish(self, challenges: Sequence[Challenge], apex_of: Callable[[str], str]) -> None:
+        paths: list[str] = []
+        records = dns_records_by_apex(challenges, apex_of) if self.dns else {}
+        for apex, recs in sorted(records.items()):
+            rel = f"{ZONES_DIR}/{fragment_name(apex)}"
+            atomic_write(self.root / rel, render_acme_fragment(apex, recs).encode())
+            paths.append(rel)
+            self._apexes.add(apex)
+        if self.http:
+            for ch in challenges:
+                if ch.kind == "http-01":
+                    rel = f"{WEBROOT_DIR}/{token_rel(apex_of(ch.service), ch.token)}"
+                    atomic_write(self.root / rel, ch.validation.encode())
+                    paths.append(rel)
+                    self._tokens.append(rel)
+        if not paths:
+            return
+        what = []
+        if records:
+            what.append(f"{sum(len(r) for r in records.values())} dns-01")
+        if self._tokens:
+            what.append(f"{len(self._tokens)} http-01")
+        summary = " + ".join(what) + " challenge(s)"
+        tag = self.commit_and_push(f"acme: publish {summary}\n\nSslm-Stage: acme\n", paths, "acme")
+        self.echo(f"  published {summary} in {tag}")
+
+    def cleanup(self) -> None:
+        """Empty the fragments and drop the tokens in the working tree; the stage's commit
+        carries that to the hosts."""
+        for apex in self._apexes:
+            write_if_changed(
+                self.root / ZONES_DIR / fragment_name(apex), render_acme_fragment(apex, []).encode()
+            )
+        for rel in self._tokens:
+            path = self.root / rel
+            path.unlink(missing_ok=True)
+            for parent in path.parents:
+                if parent == self.root or any(parent.iterdir()):
+                    break
+                parent.rmdir()
+        self._apexes.clear()
+        self._tokens.clear()

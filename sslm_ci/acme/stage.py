@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 from cryptography import x509
 
-from sslm_ci.acme.batch import AcmeOptions, AcmeRequest, BatchIO, DnsPublisher, run_batch
-from sslm_ci.acme.publish import GitDnsPublisher, LocalDnsPublisher, LocalHttpPublisher
+from sslm_ci.acme.batch import AcmeOptions, AcmeRequest, BatchIO, Publisher, run_batch
+from sslm_ci.acme.publish import GitPublisher, LocalDnsPublisher, LocalHttpPublisher
 from sslm_ci.config.model import Service
 from sslm_ci.dns.propagation import Expected, Server, ZoneCheck
 from sslm_ci.errors import ConfigError
@@ -65,26 +65,39 @@ def zone_checks_for(ctx: Context, records: dict[str, list[tuple[str, str]]]) -> 
     return checks
 
 
-def _dns_publisher(ctx: Context) -> DnsPublisher:
+def publishers_for(ctx: Context, uses_dns: bool, uses_http: bool) -> list[Publisher]:
+    """Local publishers write here; everything published through git goes in ONE commit."""
     from sslm_ci.stages import commit_tag_push
 
-    dns = ctx.inventory.servers["dns"]
-    if dns.publish == "local":
+    inv = ctx.inventory
+    dns, web = inv.servers["dns"], inv.servers["web"]
+    out: list[Publisher] = []
+    if uses_dns and dns.publish == "local":
         if dns.acme_dir is None:
             raise ConfigError(
                 ctx.root / CONF,
                 "dns.acme_dir",
                 "publish = 'local' needs acme_dir (where the zone $INCLUDEs acme-challenge.<apex>)",
             )
-        return LocalDnsPublisher(dns.acme_dir, dns.restart_cmd, ctx.echo)
+        out.append(LocalDnsPublisher(dns.acme_dir, dns.restart_cmd, ctx.echo))
+    if uses_http and web.publish == "local":
+        if web.server_dir is None:
+            raise ConfigError(
+                ctx.root / CONF,
+                "web.server_dir",
+                "http-01 needs server_dir (the web root parent of <apex>/)",
+            )
+        out.append(LocalHttpPublisher(web.server_dir, ctx.echo))
+    git_dns = uses_dns and dns.publish == "git"
+    git_http = uses_http and web.publish == "git"
+    if git_dns or git_http:
 
-    def publish(message: str, paths: list[str], stem: str) -> str:
-        landed = commit_tag_push(ctx, message, paths, stem)
-        if landed is None:
-            return "(no change)"
-        return landed[1]
+        def publish(message: str, paths: list[str], stem: str) -> str:
+            landed = commit_tag_push(ctx, message, paths, stem)
+            return "(no change)" if landed is None else landed[1]
 
-    return GitDnsPublisher(ctx.root, publish, ctx.echo)
+        out.append(GitPublisher(ctx.root, publish, ctx.echo, dns=git_dns, http=git_http))
+    return out
 
 
 def issue_acme(
@@ -104,22 +117,11 @@ def issue_acme(
 
     uses_http = any(r.ca.validation == "http-01" for r in requests)
     uses_dns = any(r.ca.validation != "http-01" for r in requests)
-    http = None
-    if uses_http:
-        web = inv.servers["web"]
-        if web.server_dir is None:
-            raise ConfigError(
-                ctx.root / CONF,
-                "web.server_dir",
-                "http-01 needs server_dir (the web root parent of <apex>/)",
-            )
-        http = LocalHttpPublisher(web.server_dir, ctx.echo)
     dns_cls = inv.servers["dns"]
     io = BatchIO(
         repo=ctx.root,
         sops=ctx.sops,
-        dns=_dns_publisher(ctx) if uses_dns else None,
-        http=http,
+        publishers=publishers_for(ctx, uses_dns, uses_http),
         zone_checks=lambda records: zone_checks_for(ctx, records),
         echo=ctx.echo,
     )
@@ -131,6 +133,8 @@ def issue_acme(
         parallel=inv.globals.acme_parallel,
     )
     ctx.echo(f"  ACME: {len(requests)} order(s) in flight")
+    for req in requests:
+        result.acme_orders[req.ca.name] = result.acme_orders.get(req.ca.name, 0) + 1
     failures: list[tuple[str, str]] = []
     for res in run_batch(requests, io, options):
         svc = next(s for s, _ in due if s.ident == res.ident)

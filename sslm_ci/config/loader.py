@@ -364,11 +364,27 @@ def _parse_primaries(file: Path, items: list[Mapping[str, object]]) -> tuple[Dns
     return tuple(primaries)
 
 
+def _publish_mode(t: Table, name: str) -> str:
+    """[dns]: challenges reach the primary via git (default) or locally; [web]: http-01 tokens
+    are written into server_dir here (default, ssl-mgr's way) or published via git."""
+    if name == "dns":
+        return t.choice("publish", ("git", "local"), "git")
+    if name == "web":
+        return t.choice("publish", ("git", "local"), "local")
+    return "local"
+
+
 def _parse_server(file: Path, name: str, raw: Mapping[str, object], base: Path) -> ServerClass:
-    allowed = (*_SERVER_KEYS, *_DNS_ONLY_KEYS) if name == "dns" else _SERVER_KEYS
+    if name == "dns":
+        allowed: tuple[str, ...] = (*_SERVER_KEYS, *_DNS_ONLY_KEYS)
+    elif name == "web":
+        allowed = (*_SERVER_KEYS, "publish")  # http-01 tokens: written locally or via git
+    else:
+        allowed = _SERVER_KEYS
     elsewhere = _placements(("[globals]", _GLOBAL_KEYS), ("[[groups]]", ("active", "services")))
     if name != "dns":
-        elsewhere.update(_placements(("[dns]", _DNS_ONLY_KEYS)))
+        dns_only = tuple(k for k in _DNS_ONLY_KEYS if name != "web" or k != "publish")
+        elsewhere.update(_placements(("[dns]", dns_only)))
     t = Table(file, name, raw, allowed, elsewhere=elsewhere)
 
     servers = t.string_list("servers")
@@ -400,7 +416,7 @@ def _parse_server(file: Path, name: str, raw: Mapping[str, object], base: Path) 
         acme_dir=t.path_value("acme_dir", base),
         tlsa_dirs=tlsa_dirs,
         skip_prod_copy=t.boolean("skip_prod_copy", False),
-        publish=t.choice("publish", ("git", "local"), "git") if name == "dns" else "git",
+        publish=_publish_mode(t, name),
         check_port=check_port(file, t.path("check_port"), raw.get("check_port", 53)),
         check_timeout=t.integer("check_timeout", 600, lo=1) if name == "dns" else 600,
     )

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from sslm_ci.acme.publish import WEBROOT_DIR
 from sslm_ci.config.hosts import class_services, classes_for_host, services_for_host
 from sslm_ci.config.loader import load_inventory
 from sslm_ci.config.model import Inventory, ServerClass, Service
@@ -77,6 +78,7 @@ class _Installed:
     tag_time: datetime | None
     services: dict[str, str]
     tlsa: dict[str, str]
+    tokens: list[str] = field(default_factory=list)  # http-01 files placed in server_dir
 
 
 def _read_state(dest: Path) -> _Installed:
@@ -90,6 +92,7 @@ def _read_state(dest: Path) -> _Installed:
         tag_time=datetime.fromisoformat(when) if when else None,
         services=dict(data.get("services", {})),
         tlsa=dict(data.get("tlsa", {})),
+        tokens=list(data.get("tokens", [])),
     )
 
 
@@ -100,6 +103,7 @@ def _write_state(dest: Path, state: _Installed, commit: str) -> None:
         "commit": commit,
         "services": state.services,
         "tlsa": state.tlsa,
+        "tokens": state.tokens,
     }
     path = dest / STATE_DIR / STATE_FILE
     atomic_write(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
@@ -304,6 +308,15 @@ def run_pull(settings: PullSettings) -> PullResult:
                 apex = frag.name.removeprefix("acme-challenge.")
                 zone_files[dns.acme_dir / frag.name] = (apex, frag.read_bytes())
 
+    # A web host serves the http-01 tokens published through git (webroot/<apex>/...).
+    web = inv.servers["web"]
+    token_files: dict[Path, bytes] = {}
+    if web.server_dir is not None and any(c.name == "web" for c in classes):
+        webroot = clone / WEBROOT_DIR
+        for path in sorted(webroot.rglob("*")) if webroot.is_dir() else []:
+            if path.is_file():
+                token_files[web.server_dir / path.relative_to(webroot)] = path.read_bytes()
+
     # Install, remembering how to undo.
     undo_links: list[tuple[Path, str | None]] = []
     undo_tlsa: list[tuple[Path, bytes | None]] = []
@@ -337,6 +350,13 @@ def run_pull(settings: PullSettings) -> PullResult:
             undo_tlsa.append((path, old))
             if apex not in result.changed_tlsa:
                 result.changed_tlsa.append(apex)
+
+        for path, data in sorted(token_files.items()):
+            if not path.is_file() or path.read_bytes() != data:
+                atomic_write(path, data)
+        new_state.tokens = sorted(str(p) for p in token_files)
+        for stale in set(installed.tokens) - set(new_state.tokens):
+            Path(stale).unlink(missing_ok=True)
 
         changed = set(result.changed_services)
         cmd_env = dict(os.environ)
