@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sslm_ci.gitops.agekeys import generate_age_identity, write_identity_file  # noqa: E402
+from tests.acme_world import write_inventory  # noqa: E402
 from tests.rig.acme_rig import AcmeRig  # noqa: E402
 from tests.rig.bind import ZoneSpec  # noqa: E402
 
@@ -28,49 +29,20 @@ ZONES = ("example.com", "example.net", "example.org")
 
 
 def _inventory(dest: Path, rig: AcmeRig, n: int, delay: float) -> None:
-    dest.mkdir(parents=True)
-    services: dict[str, list[str]] = {z: [] for z in ZONES}
+    services: dict[str, tuple[str, list[str]]] = {}
     for i in range(n):
-        services[ZONES[i % len(ZONES)]].append(f"svc{i:02d}")
+        zone = ZONES[i % len(ZONES)]
+        services[f"{zone}/svc{i:02d}"] = ("pebble-dns", [zone, f"svc{i:02d}.{zone}"])
     refresh = " ".join(shlex.quote(a) for a in rig.refresh_command())
     # The refresh returns at once; the zone changes D seconds later (slow publication).
-    async_refresh = f'sh -c \'sleep {delay}; exec "$0" "$@"\' {refresh}'
     wrapper = dest.parent / "async-refresh"
-    wrapper.write_text(f'#!/bin/sh\n( {async_refresh} "$@" >/dev/null 2>&1 & )\n')
-    wrapper.chmod(0o755)
-    lines = ["[globals]", "    dns_check_delay = 0"]
-    for zone, svcs in services.items():
-        lines += [
-            "[[groups]]",
-            f"    domain = '{zone}'",
-            f"    services = {svcs!r}",
-            "    active = true",
-        ]
-    lines += [
-        "[[dns_primary]]",
-        "    domain = 'default'",
-        "    server = '127.0.0.1'",
-        f"    port = {rig.dns_port}",
-        "[dns]",
-        "    publish = 'local'",
-        f"    check_port = {rig.dns_port}",
-        "    check_timeout = 120",
-        f"    acme_dir = '{rig.include_dir}'",
-        f"    restart_cmd = '{wrapper}'",
-    ]
-    (dest / "ssl-mgr.conf").write_text("\n".join(lines) + "\n")
-    (dest / "ca-info.conf").write_text(
-        f"[pebble]\n ca_desc = 'pebble'\n ca_type = 'certbot'\n ca_validation = 'dns-01'\n"
-        f" ca_server = '{rig.directory_url}'\n ca_trust = '{rig.ca_bundle}'\n"
+    wrapper.write_text(
+        f'#!/bin/sh\n( sh -c \'sleep {delay}; exec "$0" "$@"\' {refresh} "$@" >/dev/null 2>&1 & )\n'
     )
-    for zone, svcs in services.items():
-        (dest / zone).mkdir()
-        for svc in svcs:
-            (dest / zone / svc).write_text(
-                f"name = '{svc}'\ngroup = '{zone}'\nservice = '{svc}'\nsigning_ca = 'pebble'\n"
-                f"[KeyOpts]\n ktype = 'ec'\n ec_algo = 'secp256r1'\n"
-                f"[X509]\n CN = '{zone}'\n sans = ['{zone}', '{svc}.{zone}']\n"
-            )
+    wrapper.chmod(0o755)
+    write_inventory(
+        dest, rig, services=services, publish="local", check_timeout=120, restart_cmd=str(wrapper)
+    )
 
 
 def bench_acme(n: int = 10, delay: float = 10.0) -> dict[str, float]:

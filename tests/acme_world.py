@@ -39,6 +39,7 @@ def write_inventory(
     restart_extra: str = "",
     web_publish: str = "local",
     extra_globals: tuple[str, ...] = (),
+    restart_cmd: str | None = None,
 ) -> Path:
     services = services or SERVICES
     groups: dict[str, list[str]] = {}
@@ -46,7 +47,9 @@ def write_inventory(
         group, svc = key.split("/")
         groups.setdefault(group, []).append(svc)
     dest.mkdir(parents=True)
-    refresh = " ".join(shlex.quote(a) for a in rig.refresh_command()) + restart_extra
+    refresh = restart_cmd or (
+        " ".join(shlex.quote(a) for a in rig.refresh_command()) + restart_extra
+    )
     lines = [
         "[globals]",
         "    min_roll_mins = 90",
