@@ -188,7 +188,8 @@ def roll(
     selection: tuple[str, ...],
 ) -> None:
     """Make next the new curr once it is safe."""
-    from sslm_ci.stages import Context, run_roll
+    from sslm_ci.roll import run_roll
+    from sslm_ci.stages import Context
 
     ctx = Context(_settings(g, signing_key, remote, no_push, push_retries))
     result = run_roll(ctx, _selection(ctx, selection), force=force, min_roll_mins=roll_mins)
@@ -299,6 +300,33 @@ def dhparm(g: Globals, kinds: tuple[str, ...], out_dir: Path | None, max_age_day
     target = out_dir or (g.repo / "dh")
     for line in ensure_dh_files(target, kinds, g.now, max_age_days):
         click.echo(line)
+
+
+@cli.command("dns-refresh")
+@click.argument("apexes", nargs=-1)
+@click.pass_obj
+def dns_refresh(g: Globals, apexes: tuple[str, ...]) -> None:
+    """Run the DNS refresh now: [dns] restart_cmd --serial_bump APEX... (default: every apex
+    with TLSA). With publish = 'local' the TLSA fragments are copied into tlsa_dirs first."""
+    from sslm_ci.acme.publish import run_refresh
+    from sslm_ci.config.loader import load_inventory
+    from sslm_ci.fsutil import atomic_write
+    from sslm_ci.store import Store
+
+    root = g.repo.resolve()
+    inv = load_inventory(root / "inventory", root)
+    store = Store(root)
+    chosen = list(apexes) or list(store.tlsa_apexes())
+    dns = inv.servers["dns"]
+    if not dns.restart_cmd:
+        raise UsageError("dns-refresh: [dns] restart_cmd is not set")
+    if dns.publish == "local":
+        for apex in chosen:
+            path = root / store.tlsa_rel(apex)
+            if path.is_file():
+                for tlsa_dir in dns.tlsa_dirs:
+                    atomic_write(tlsa_dir / f"tlsa.{apex}", path.read_bytes())
+    run_refresh(dns.restart_cmd, chosen, _echo)
 
 
 @cli.command()

@@ -108,8 +108,8 @@ def translate(argv: Sequence[str]) -> list[list[str]]:
         commands.append([*base, "status", *sel])
     if ns.clean_keep is not None or ns.clean_all:
         commands.append([*base, "clean"])
-    if ns.dns_refresh and not commands:
-        raise SystemExit("sslm-mgr: -dns: DNS refresh arrives with the DNS publishing layer")
+    if ns.dns_refresh:
+        commands.append([*base, "dns-refresh"])
     if not commands:
         commands.append([*base, "status", *sel])  # ssl-mgr with no task shows what it would do
     if ns.debug:

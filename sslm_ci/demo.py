@@ -102,6 +102,23 @@ def main() -> None:
     _run([*sslm, "--repo", str(repo), "--now", t0.isoformat(), "renew"], env)
     _run([*sslm, "--repo", str(repo), "--now", t0.isoformat(), "roll"], env)
     _run([*sslm, "--repo", str(repo), "--now", t_roll.isoformat(), "roll"], env)
+    print(
+        "\n# example.com:mail-ec publishes DANE TLSA records, and this demo has no DNS server"
+        "\n# ([[dns_primary]]) to prove they are served, so roll holds it. Force it (loudly):"
+    )
+    _run(
+        [
+            *sslm,
+            "--repo",
+            str(repo),
+            "--now",
+            t_roll.isoformat(),
+            "roll",
+            "-f",
+            "example.com:mail-ec",
+        ],
+        env,
+    )
     _run([*sslm, "--repo", str(repo), "--now", t_roll.isoformat(), "status"], env)
 
     server = base / "server-mail"

@@ -197,12 +197,24 @@ class NextFacts:
 
 
 @dataclass(frozen=True)
+class DaneFacts:
+    """What the DANE gates need; None for a service without ``dane_tls``."""
+
+    has_primary: bool  # a [[dns_primary]] to verify publication against
+    tlsa_unchanged: bool  # next's TLSA records are already published for curr (-r, selector 1)
+    published_at: datetime | None  # tagger time of the tag that published next's TLSA
+    ttl: int  # seconds (largest dane_tls_ttl of the service)
+    not_served: str | None  # None: every nameserver serves next's TLSA; else who does not
+
+
+@dataclass(frozen=True)
 class RollInput:
     ident: str
     now: datetime
     force: bool
     next: NextFacts | None
     min_roll_mins: int
+    dane: DaneFacts | None = None
 
 
 @dataclass(frozen=True)
@@ -244,7 +256,46 @@ def _gate_min_roll_mins(inp: RollInput) -> Hold | None:
     return None
 
 
-ROLL_CHAIN: tuple[RollCheck, ...] = (_gate_next_exists, _gate_next_valid, _gate_min_roll_mins)
+def _gate_dns_primary(inp: RollInput) -> Hold | None:
+    if inp.dane is None or inp.dane.tlsa_unchanged or inp.dane.has_primary:
+        return None
+    return Hold("no-dns-primary: cannot verify that next's TLSA is published")
+
+
+def _gate_two_ttl(inp: RollInput) -> Hold | None:
+    dane = inp.dane
+    if dane is None or dane.tlsa_unchanged:
+        return None
+    if dane.published_at is None:
+        return Hold("tlsa-unpublished: no tag published next's TLSA")
+    ready_at = dane.published_at + timedelta(seconds=2 * dane.ttl)
+    if inp.now < ready_at:
+        left = int(-(-(ready_at - inp.now).total_seconds() // 60))
+        return Hold(f"tlsa-2xttl: {left}m left (TTL {dane.ttl}s)")
+    return None
+
+
+def _gate_tlsa_served(inp: RollInput) -> Hold | None:
+    dane = inp.dane
+    if dane is None or dane.tlsa_unchanged or dane.not_served is None:
+        return None
+    return Hold(f"tlsa-not-served: {dane.not_served}")
+
+
+ROLL_CHAIN: tuple[RollCheck, ...] = (
+    _gate_next_exists,
+    _gate_next_valid,
+    _gate_min_roll_mins,
+    _gate_dns_primary,
+    _gate_two_ttl,
+    _gate_tlsa_served,
+)
+
+
+def retire_due(retired_at: datetime, now: datetime, retire_mins: int) -> bool:
+    """May the retired key's TLSA records go? Servers pull on their own schedule, so the old
+    key may still be presented for a while after the roll tag."""
+    return now >= retired_at + timedelta(minutes=retire_mins)
 
 
 def roll_decision(inp: RollInput, chain: Sequence[RollCheck] = ROLL_CHAIN) -> RollDecision:

@@ -16,7 +16,6 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
 
 from sslm_ci.clock import stamp
 from sslm_ci.config.loader import load_inventory
@@ -32,17 +31,12 @@ from sslm_ci.pki import csr as pki_csr
 from sslm_ci.pki import keys as pki_keys
 from sslm_ci.pki.pem import build_outputs
 from sslm_ci.pki.tlsa import tlsa_cert_for_usage, tlsa_data
-from sslm_ci.pki.verify import verify_chain
 from sslm_ci.policy import (
     CertFacts,
     Due,
-    NextFacts,
     RenewInput,
-    Roll,
-    RollInput,
     Wanted,
     renewal_decision,
-    roll_decision,
 )
 from sslm_ci.store import SOPS_SUFFIX, Slot, SlotInfo, Store
 
@@ -90,6 +84,7 @@ class Context:
         self.sops = Sops(self.root, binary=settings.sops_binary)
         self.store = Store(self.root, self.sops)
         self.git = GitRepo(self.root, Signing(settings.signing_key))
+        self.mx_cache: dict[str, list[str] | None] = {}
 
     def echo(self, line: str) -> None:
         self.settings.echo(line)
@@ -220,31 +215,54 @@ def sync_sops_config(ctx: Context) -> bool:
     return True
 
 
+def mx_for(ctx: Context, apex: str) -> list[str] | None:
+    """MX hosts of ``apex`` from its DNS primary (cached per run); None without a primary."""
+    if apex in ctx.mx_cache:
+        return ctx.mx_cache[apex]
+    primary = ctx.inventory.dns_primary_for(apex)
+    hosts: list[str] | None = None
+    if primary is None:
+        ctx.echo(
+            f"  WARNING: no [[dns_primary]] for {apex}: port-25 TLSA placed at the "
+            "certificate names instead of the MX hosts"
+        )
+    else:
+        from sslm_ci.dns.lookup import mx_hosts, resolve_address
+        from sslm_ci.dns.propagation import Server
+
+        server = Server(primary.server, resolve_address(primary.server), primary.port)
+        hosts = mx_hosts(server, apex)
+    ctx.mx_cache[apex] = hosts
+    return hosts
+
+
+def service_tlsa(ctx: Context, svc: Service, slot: Slot) -> set[tlsa_zone.TlsaRecord]:
+    """The TLSA records one slot of a DANE service contributes (empty without a cert)."""
+    cert = ctx.store.read_cert(svc.group, svc.service, slot)
+    if cert is None or not svc.dane_tls:
+        return set()
+    chain = ctx.store.read_chain(svc.group, svc.service, slot)
+    mx = mx_for(ctx, svc.group) if tlsa_zone.needs_mx(svc) else None
+    out: set[tlsa_zone.TlsaRecord] = set()
+    for entry in svc.dane_tls:
+        target = tlsa_cert_for_usage(cert, chain, entry.usage)
+        data = tlsa_data(target, entry.selector, entry.match)
+        for owner in tlsa_zone.owners_for(svc, entry, mx):
+            out.add(
+                tlsa_zone.TlsaRecord(
+                    owner, svc.dane_tls_ttl, entry.usage, entry.selector, entry.match, data
+                )
+            )
+    return out
+
+
 def tlsa_records(ctx: Context, apex: str) -> list[tlsa_zone.TlsaRecord]:
-    records: list[tlsa_zone.TlsaRecord] = []
+    records: set[tlsa_zone.TlsaRecord] = set()
     for svc in ctx.inventory.active_services():
-        if svc.group != apex or not svc.dane_tls:
-            continue
-        for slot in (Slot.CURR, Slot.NEXT):
-            cert = ctx.store.read_cert(svc.group, svc.service, slot)
-            if cert is None:
-                continue
-            chain = ctx.store.read_chain(svc.group, svc.service, slot)
-            for entry in svc.dane_tls:
-                target = tlsa_cert_for_usage(cert, chain, entry.usage)
-                data = tlsa_data(target, entry.selector, entry.match)
-                for owner in tlsa_zone.owners_for(svc, entry):
-                    records.append(
-                        tlsa_zone.TlsaRecord(
-                            owner,
-                            svc.dane_tls_ttl,
-                            entry.usage,
-                            entry.selector,
-                            entry.match,
-                            data,
-                        )
-                    )
-    return records
+        if svc.group == apex and svc.dane_tls:
+            for slot in (Slot.CURR, Slot.NEXT, Slot.RETIRED):
+                records |= service_tlsa(ctx, svc, slot)
+    return sorted(records)
 
 
 def refresh_tlsa(ctx: Context, apexes: Sequence[str]) -> list[str]:
@@ -259,6 +277,22 @@ def refresh_tlsa(ctx: Context, apexes: Sequence[str]) -> list[str]:
         if ctx.store.write_tlsa(apex, text):
             changed.append(apex)
     return changed
+
+
+def publish_tlsa_locally(ctx: Context, apexes: Sequence[str]) -> None:
+    """``[dns] publish = 'local'``: this host feeds the zones itself (ssl-mgr's way): copy the
+    TLSA fragments into ``tlsa_dirs`` and run ``restart_cmd --serial_bump <apex>...``. With
+    'git' the DNS host's ``pull`` does the same."""
+    dns = ctx.inventory.servers["dns"]
+    if dns.publish != "local" or not apexes:
+        return
+    from sslm_ci.acme.publish import run_refresh
+
+    for apex in apexes:
+        data = (ctx.root / ctx.store.tlsa_rel(apex)).read_bytes()
+        for tlsa_dir in dns.tlsa_dirs:
+            atomic_write(tlsa_dir / f"tlsa.{apex}", data)
+    run_refresh(dns.restart_cmd, list(apexes), ctx.echo)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -579,74 +613,10 @@ def run_renew(
             if not n and sops_changed:
                 result.warnings.append(".sops.yaml regenerated; committed with no renewals")
             land(ctx, "renew", f"{n} service{'s' if n != 1 else ''} into next", body, result)
+            publish_tlsa_locally(ctx, tlsa_changed)
     if failures:
         raise OperationalError(
             f"renew: {len(failures)} service(s) failed: "
             + "; ".join(f"{i}: {r}" for i, r in failures)
         )
     return result
-
-
-# ---------------------------------------------------------------------------------------------
-# roll
-
-
-def next_facts(ctx: Context, svc: Service) -> NextFacts | None:
-    g, s = svc.group, svc.service
-    cert = ctx.store.read_cert(g, s, Slot.NEXT)
-    info = ctx.store.read_info(g, s, Slot.NEXT)
-    if cert is None or info is None:
-        return None
-    try:
-        key = pki_keys.load_private_key(ctx.store.read_secret(g, s, Slot.NEXT, "privkey.pem"))
-        matches = pki_keys.key_matches_cert(key, cert)
-    except OperationalError as exc:
-        return NextFacts(info.issued_at, False, f"cannot read next's key: {exc}")
-    chain = ctx.store.read_chain(g, s, Slot.NEXT)
-    problem: str | None = None
-    if chain or not svc.is_self_signed:
-        verdict = verify_chain(cert, chain, None, ctx.now)
-        if not verdict.ok:
-            problem = "; ".join(verdict.reasons) or "chain does not verify"
-    return NextFacts(issued_at=info.issued_at, key_matches_cert=matches, chain_problem=problem)
-
-
-def run_roll(
-    ctx: Context,
-    selection: Sequence[Service],
-    force: bool = False,
-    min_roll_mins: int | None = None,
-) -> StageResult:
-    result = StageResult("roll")
-    mins = ctx.inventory.globals.min_roll_mins if min_roll_mins is None else min_roll_mins
-    with state_transaction(ctx):
-        touched: list[str] = []
-        for svc in ca_order(ctx.inventory, selection):
-            facts = next_facts(ctx, svc)
-            if facts is None:
-                continue  # nothing waiting: not worth a line per service
-            decision = roll_decision(RollInput(svc.ident, ctx.now, force, facts, mins))
-            if not isinstance(decision, Roll):
-                result.skipped.append((svc.ident, decision.reason))
-                ctx.echo(f"  {svc.ident}: held ({decision.reason})")
-                continue
-            for warning in decision.warnings:
-                result.warnings.append(f"{svc.ident}: {warning}")
-                ctx.echo(f"  WARNING {svc.ident}: {warning}")
-            ctx.store.promote_next(svc.group, svc.service, ctx.now)
-            result.done.append((svc.ident, decision.reason))
-            touched.append(svc.group)
-            ctx.echo(f"  {svc.ident}: rolled next -> curr ({decision.reason})")
-        tlsa_changed = refresh_tlsa(ctx, touched)
-        if result.done:
-            body = "\n".join(f"{i}: {r}" for i, r in result.done)
-            if tlsa_changed:
-                body += "\n\nTLSA updated (curr only): " + ", ".join(tlsa_changed)
-            n = len(result.done)
-            land(ctx, "roll", f"{n} service{'s' if n != 1 else ''} next -> curr", body, result)
-    return result
-
-
-def subject_cn(cert: x509.Certificate) -> str:
-    attrs = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return str(attrs[0].value) if attrs else ""

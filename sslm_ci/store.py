@@ -38,6 +38,9 @@ INFO_FILE = "info"
 class Slot(StrEnum):
     CURR = "curr"
     NEXT = "next"
+    # The previous curr of a DANE service, public files only: its TLSA records stay published
+    # until the servers have had time to switch keys (then ``retire`` removes it).
+    RETIRED = "retired"
 
 
 @dataclass(frozen=True)
@@ -160,13 +163,17 @@ class Store:
             written.append(f"{rel}/{name}{SOPS_SUFFIX}")
         return written
 
-    def promote_next(self, group: str, service: str, rolled_at: datetime) -> list[str]:
-        """Make ``next`` the new ``curr``. The old curr stays reachable in git history.
+    def promote_next(
+        self, group: str, service: str, rolled_at: datetime, keep_retired: bool = False
+    ) -> list[str]:
+        """Make ``next`` the new ``curr``. The old curr stays reachable in git history; with
+        ``keep_retired`` its public files also stay as ``retired/`` (for TLSA).
 
         Files move as bytes (no decrypt/re-encrypt), so the key's ciphertext is unchanged.
         """
         nxt = self.slot_dir(group, service, Slot.NEXT)
         curr = self.slot_dir(group, service, Slot.CURR)
+        retired = self.slot_dir(group, service, Slot.RETIRED)
         info = self.read_info(group, service, Slot.NEXT)
         if info is None:
             raise FileNotFoundError(f"{nxt / INFO_FILE}")
@@ -182,11 +189,35 @@ class Store:
             rolled_at=rolled_at,
         )
         atomic_write(staged / INFO_FILE, rolled.to_json())
+        if retired.exists():
+            shutil.rmtree(retired)
         if curr.exists():
+            if keep_retired:
+                retired.mkdir()
+                for name in (*PUBLIC_FILES, INFO_FILE):
+                    if (curr / name).is_file():
+                        shutil.copy2(curr / name, retired / name)
+                old = self.read_info(group, service, Slot.CURR)
+                if old is not None:
+                    gone = SlotInfo(
+                        old.issued_at,
+                        old.signing_ca,
+                        old.key_reused,
+                        old.reason,
+                        rolled_at=rolled_at,
+                    )
+                    atomic_write(retired / INFO_FILE, gone.to_json())
             shutil.rmtree(curr)
         staged.rename(curr)
         shutil.rmtree(nxt)
         return [self.service_rel(group, service)]
+
+    def drop_retired(self, group: str, service: str) -> bool:
+        retired = self.slot_dir(group, service, Slot.RETIRED)
+        if retired.exists():
+            shutil.rmtree(retired)
+            return True
+        return False
 
     def write_tlsa(self, apex: str, text: str) -> bool:
         return write_if_changed(self.root / self.tlsa_rel(apex), text.encode())

@@ -21,7 +21,7 @@ def rolled(tmp_path: Path) -> World:
     w = World(tmp_path, copy_inventory(tmp_path / "inv-src"))
     w.init()
     assert w.sslm("renew").exit_code == 0
-    assert w.sslm("roll", now=later(hours=2)).exit_code == 0
+    assert w.sslm("roll", "-f", now=later(hours=2)).exit_code == 0
     return w
 
 
@@ -102,7 +102,7 @@ def test_status_text_shows_expiry_and_roll_state(rolled: World) -> None:
     assert result.exit_code == 0, result.output
     line = next(x for x in result.output.splitlines() if x.startswith("example.com:mail-ec"))
     assert "2027-03-03" in line  # curr expiry (90 days from issue)
-    assert "next issued 1h00m ago, min_roll_mins in 30m" in line
+    assert "next published 1h00m ago, gate: min_roll_mins in 30m" in line
     assert "next-awaiting-roll" in line
 
 

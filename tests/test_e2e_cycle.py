@@ -121,15 +121,26 @@ def test_full_cycle_renew_roll_pull(world: World) -> None:
 
     rolled = world.sslm("roll", now=later(hours=2))
     assert rolled.exit_code == 0, rolled.output
-    assert "example.com:mail-ec: rolled next -> curr (ready)" in rolled.output
-    assert world.remote_tags() == [*tags, "sslm/roll/20261203T140000Z"]
+    assert "example.com:web-ec: rolled next -> curr (ready)" in rolled.output
+    # A DANE service whose publication cannot be verified (no [[dns_primary]]) waits.
+    assert "example.com:mail-ec: held (no-dns-primary" in rolled.output
+    forced = world.sslm("roll", "-f", "example.com:mail-ec", now=later(hours=2.5))
+    assert forced.exit_code == 0, forced.output
+    assert "WARNING example.com:mail-ec: forced past gate: no-dns-primary" in forced.output
+    assert "example.com:mail-ec: rolled next -> curr (forced)" in forced.output
+    assert world.remote_tags() == [
+        *tags,
+        "sslm/roll/20261203T140000Z",
+        "sslm/roll/20261203T143000Z",
+    ]
     curr = repo / "certs/example.com/mail-ec/curr"
     assert not mail_next.exists()
     info = json.loads((curr / "info").read_text())
-    assert info["rolled_at"] == "2026-12-03T14:00:00+00:00"
+    assert info["rolled_at"] == "2026-12-03T14:30:00+00:00"
     # The previous state is still reachable in history.
+    renew_commit = git(repo, "rev-list", "-n1", "sslm/renew/20261203T120000Z").strip()
     assert "certs/example.com/mail-ec/next/cert.pem" in git(
-        repo, "show", "--name-only", "--format=", "HEAD~1"
+        repo, "show", "--name-only", "--format=", renew_commit
     )
 
     again = world.sslm("renew", now=later(hours=3))
@@ -174,7 +185,7 @@ def test_full_cycle_renew_roll_pull(world: World) -> None:
 
 def test_host_key_decrypts_only_its_own_services(world: World) -> None:
     assert world.sslm("renew").exit_code == 0
-    assert world.sslm("roll", now=later(hours=2)).exit_code == 0
+    assert world.sslm("roll", "-f", now=later(hours=2)).exit_code == 0
     web_key = world.repo / "certs/example.com/web-ec/curr/privkey.pem.sops"
     denied = world.run("info", str(web_key), identity=MAIL, signed=False)
     assert denied.exit_code == 1
@@ -186,7 +197,7 @@ def test_host_key_decrypts_only_its_own_services(world: World) -> None:
 
 def test_wrong_age_key_installs_nothing(world: World) -> None:
     assert world.sslm("renew").exit_code == 0
-    assert world.sslm("roll", now=later(hours=2)).exit_code == 0
+    assert world.sslm("roll", "-f", now=later(hours=2)).exit_code == 0
     prod = world.base / "prod-mail"
     result = world.pull(MAIL, prod, identity=WEB)
     assert result.exit_code == 1
@@ -196,7 +207,7 @@ def test_wrong_age_key_installs_nothing(world: World) -> None:
 
 def test_unsigned_tag_is_refused(world: World) -> None:
     assert world.sslm("renew", signed=False).exit_code == 0
-    assert world.sslm("roll", now=later(hours=2), signed=False).exit_code == 0
+    assert world.sslm("roll", "-f", now=later(hours=2), signed=False).exit_code == 0
     prod = world.base / "prod-mail"
     result = world.pull(MAIL, prod)
     assert result.exit_code == 1
@@ -209,7 +220,7 @@ def test_unsigned_tag_is_refused(world: World) -> None:
 
 def test_failed_restart_restores_previous_install(world: World) -> None:
     assert world.sslm("renew").exit_code == 0
-    assert world.sslm("roll", now=later(hours=2)).exit_code == 0
+    assert world.sslm("roll", "-f", now=later(hours=2)).exit_code == 0
     prod = world.base / "prod-mail"
     assert world.pull(MAIL, prod).exit_code == 0
     link = prod / "example.com/mail-ec/curr"
@@ -218,7 +229,7 @@ def test_failed_restart_restores_previous_install(world: World) -> None:
     state_before = (prod / ".sslm-ci/state.json").read_text()
 
     assert world.sslm("renew", "-f", "example.com:mail-ec", now=later(hours=3)).exit_code == 0
-    assert world.sslm("roll", now=later(hours=5)).exit_code == 0
+    assert world.sslm("roll", "-f", now=later(hours=5)).exit_code == 0
     (world.base / "fail-restart").touch()
     failed = world.pull(MAIL, prod)
     assert failed.exit_code == 1
@@ -235,7 +246,7 @@ def test_failed_restart_restores_previous_install(world: World) -> None:
 
 def test_rollback_to_an_older_tag_is_refused(world: World) -> None:
     assert world.sslm("renew").exit_code == 0
-    assert world.sslm("roll", now=later(hours=2)).exit_code == 0
+    assert world.sslm("roll", "-f", now=later(hours=2)).exit_code == 0
     prod = world.base / "prod-mail"
     assert world.pull(MAIL, prod).exit_code == 0
     newest = "sslm/roll/20261203T140000Z"
@@ -248,7 +259,7 @@ def test_rollback_to_an_older_tag_is_refused(world: World) -> None:
 
 def test_renewal_comes_due_with_time_and_reuse_keeps_key_bytes(world: World) -> None:
     assert world.sslm("renew").exit_code == 0
-    assert world.sslm("roll", now=later(hours=2)).exit_code == 0
+    assert world.sslm("roll", "-f", now=later(hours=2)).exit_code == 0
     status = world.sslm("status", "--json", now=later(days=59))
     rows = {r["ident"]: r for r in json.loads(status.output)["services"]}
     assert rows["example.com:mail-ec"]["renew_due"] is False

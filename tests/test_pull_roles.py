@@ -34,7 +34,7 @@ def world(tmp_path: Path) -> World:
     w = World(tmp_path, inv)
     w.init()
     assert w.sslm("renew").exit_code == 0
-    assert w.sslm("roll", now=later(hours=2)).exit_code == 0
+    assert w.sslm("roll", "-f", now=later(hours=2)).exit_code == 0
     return w
 
 
@@ -65,7 +65,7 @@ def test_dns_host_gets_tlsa_only_and_refreshes_when_it_changes(world: World) -> 
 
     # A web-only renewal changes no TLSA: the DNS host installs the tag but restarts nothing.
     assert world.sslm("renew", "-f", "example.net:web-ec", now=later(days=1)).exit_code == 0
-    assert world.sslm("roll", now=later(days=1, hours=2)).exit_code == 0
+    assert world.sslm("roll", "-f", now=later(days=1, hours=2)).exit_code == 0
     quiet = world.pull(NS, prod)
     assert quiet.exit_code == 0, quiet.output
     assert "nothing changed for ns1.example.com" in quiet.output
@@ -85,7 +85,7 @@ def test_unrelated_change_does_not_restart_mail(world: World) -> None:
     assert world.pull(MAIL, prod).exit_code == 0
     link_before = (prod / "example.com/mail-ec/curr").readlink()
     assert world.sslm("renew", "-f", "example.net:web-ec", now=later(days=1)).exit_code == 0
-    assert world.sslm("roll", now=later(days=1, hours=2)).exit_code == 0
+    assert world.sslm("roll", "-f", now=later(days=1, hours=2)).exit_code == 0
     result = world.pull(MAIL, prod)
     assert result.exit_code == 0
     assert "restarted" not in result.output

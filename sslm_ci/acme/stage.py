@@ -5,7 +5,6 @@ Kept apart from :mod:`sslm_ci.stages` so the local-CA path does not depend on ce
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -14,6 +13,7 @@ from cryptography import x509
 from sslm_ci.acme.batch import AcmeOptions, AcmeRequest, BatchIO, Publisher, run_batch
 from sslm_ci.acme.publish import GitPublisher, LocalDnsPublisher, LocalHttpPublisher
 from sslm_ci.config.model import Service
+from sslm_ci.dns.lookup import resolve_address
 from sslm_ci.dns.propagation import Expected, Server, ZoneCheck
 from sslm_ci.errors import ConfigError
 from sslm_ci.pki import csr as pki_csr
@@ -23,13 +23,6 @@ if TYPE_CHECKING:
     from sslm_ci.stages import Context, RenewOptions, StageResult
 
 CONF = "inventory/ssl-mgr.conf"
-
-
-def _address(host: str) -> str:
-    try:
-        return str(socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)[0][4][0])
-    except OSError:
-        return host
 
 
 def zone_checks_for(ctx: Context, records: dict[str, list[tuple[str, str]]]) -> list[ZoneCheck]:
@@ -50,10 +43,11 @@ def zone_checks_for(ctx: Context, records: dict[str, list[tuple[str, str]]]) -> 
         checks.append(
             ZoneCheck(
                 apex=apex,
-                primary=Server(primary.server, _address(primary.server), primary.port),
+                primary=Server(primary.server, resolve_address(primary.server), primary.port),
                 check_port=dns.check_port,
                 extra_servers=tuple(
-                    Server(ns, _address(ns), dns.check_port) for ns in inv.globals.dns_xtra_ns
+                    Server(ns, resolve_address(ns), dns.check_port)
+                    for ns in inv.globals.dns_xtra_ns
                 ),
                 expected=tuple(
                     Expected(owner, "TXT", frozenset(values))

@@ -65,6 +65,7 @@ _GLOBAL_KEYS = (
     "sslm_auth_hook",
     "acme_max_orders",
     "acme_parallel",
+    "tlsa_retire_mins",
 )
 _GROUP_KEYS = ("active", "domain", "services")
 _PRIMARY_KEYS = ("domain", "server", "port", "wait_instead")
@@ -264,6 +265,7 @@ def _parse_globals(file: Path, raw: Mapping[str, object], base: Path) -> Globals
         post_copy_cmd=_parse_post_copy(t),
         acme_max_orders=t.integer("acme_max_orders", 300, lo=1),
         acme_parallel=t.integer("acme_parallel", 50, lo=1),
+        tlsa_retire_mins=t.integer("tlsa_retire_mins", 60, lo=0),
     )
 
 

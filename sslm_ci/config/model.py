@@ -39,6 +39,9 @@ class Globals:
     # account), and at most this many certbot processes in flight at once.
     acme_max_orders: int = 300
     acme_parallel: int = 50
+    # After a DANE roll the old key's TLSA stays published this long (servers pull on their
+    # own schedule and may still present the old key).
+    tlsa_retire_mins: int = 60
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,13 @@
 """The per-apex TLSA fragment ``tlsa.<apex>`` that the zone ``$INCLUDE``s (pure).
 
-Records cover every DANE service's ``curr`` and, while one exists, ``next``. Owners follow
-ssl-mgr: ``_<port>._<proto>.<apex>.`` plus one per (non-wildcard) certificate name. The MX-based
-placement for port 25 needs the DNS primary and comes with the DNS layer.
+Records cover every DANE service's ``curr``, its ``next`` while one exists, and its ``retired``
+key until the servers have switched. Owners follow ssl-mgr 7.x (see :func:`owners_for`).
 Output is deterministic (sorted, no timestamps) so an unchanged set never makes a git diff.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sslm_ci.config.model import DaneTls, Service
@@ -27,16 +26,32 @@ class TlsaRecord:
     data: str  # lower-case hex
 
 
-def owners_for(svc: Service, entry: DaneTls) -> list[str]:
-    """Owner names for one ``dane_tls`` entry of a service."""
+def owners_for(svc: Service, entry: DaneTls, mx_hosts: Sequence[str] | None = None) -> list[str]:
+    """Owner names for one ``dane_tls`` entry, placed as ssl-mgr 7.x does.
+
+    Always ``_<port>._<proto>.<apex>.``; then for port 25 (or the ``MX`` subtype) one per MX
+    host of the apex, as the DNS primary lists them; otherwise one per certificate name
+    (wildcards skipped: a TLSA owner cannot be a wildcard's instance). ``mx_hosts`` None means
+    no primary to ask: the names are used instead.
+    """
     prefix = f"_{entry.port}._{entry.proto}"
-    names = [svc.group] + [n for n in svc.names if not n.startswith("*.")]
+    by_mx = entry.placement == "MX" or (entry.port == 25 and entry.placement != "SANS")
+    if by_mx and mx_hosts is not None:
+        hosts = list(mx_hosts)
+    else:
+        hosts = [n for n in svc.names if not n.startswith("*.")]
     owners: list[str] = []
-    for name in names:
+    for name in [svc.group, *hosts]:
         owner = f"{prefix}.{name.rstrip('.').lower()}."
         if owner not in owners:
             owners.append(owner)
     return owners
+
+
+def needs_mx(svc: Service) -> bool:
+    return any(
+        e.placement == "MX" or (e.port == 25 and e.placement != "SANS") for e in svc.dane_tls
+    )
 
 
 def render(apex: str, records: Iterable[TlsaRecord]) -> str:

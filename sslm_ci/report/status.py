@@ -30,15 +30,33 @@ class ServiceStatus:
     roll_state: str
 
 
-def _roll_state(next_issued: datetime | None, now: datetime, min_roll_mins: int) -> str:
-    if next_issued is None:
-        return "-"
-    age = now - next_issued
-    ready_at = next_issued + timedelta(minutes=min_roll_mins)
-    age_txt = _span(age)
-    if now >= ready_at:
-        return f"next issued {age_txt} ago, ready to roll"
-    return f"next issued {age_txt} ago, min_roll_mins in {_span(ready_at - now)}"
+def _roll_state(
+    next_issued: datetime | None,
+    now: datetime,
+    min_roll_mins: int,
+    dane_ttl: int | None = None,
+    retired_at: datetime | None = None,
+    retire_mins: int = 60,
+) -> str:
+    """Roll state from the time gates only (status never queries DNS or decrypts)."""
+    parts: list[str] = []
+    if next_issued is not None:
+        verb = "published" if dane_ttl is not None else "issued"
+        gates = [("min_roll_mins", next_issued + timedelta(minutes=min_roll_mins))]
+        if dane_ttl is not None:
+            gates.append(("2×TTL", next_issued + timedelta(seconds=2 * dane_ttl)))
+        pending = [(name, at) for name, at in gates if now < at]
+        if pending:
+            name, at = max(pending, key=lambda g: g[1])
+            gate = f"{name} in {_span(at - now)}"
+        else:
+            gate = "ready to roll" + (" once every NS serves next's TLSA" if dane_ttl else "")
+        parts.append(f"next {verb} {_span(now - next_issued)} ago, gate: {gate}")
+    if retired_at is not None:
+        until = retired_at + timedelta(minutes=retire_mins)
+        when = f"in {_span(until - now)}" if now < until else "at the next roll run"
+        parts.append(f"retired key's TLSA removed {when}")
+    return "; ".join(parts) or "-"
 
 
 def _span(delta: timedelta) -> str:
@@ -56,6 +74,7 @@ def service_status(
     curr = store.read_cert(svc.group, svc.service, Slot.CURR)
     nxt = store.read_cert(svc.group, svc.service, Slot.NEXT)
     next_info = store.read_info(svc.group, svc.service, Slot.NEXT)
+    retired_info = store.read_info(svc.group, svc.service, Slot.RETIRED)
     decision = renewal_decision(renew_input)
     curr_exp = curr.not_valid_after_utc if curr else None
     return ServiceStatus(
@@ -71,7 +90,12 @@ def service_status(
         renew_reason=decision.reason,
         renew_at=None if isinstance(decision, Due) else decision.renew_at,
         roll_state=_roll_state(
-            next_info.issued_at if next_info else None, now, inv.globals.min_roll_mins
+            next_info.issued_at if next_info else None,
+            now,
+            inv.globals.min_roll_mins,
+            svc.dane_tls_ttl if svc.dane_tls else None,
+            retired_info.rolled_at if retired_info else None,
+            inv.globals.tlsa_retire_mins,
         ),
     )
 

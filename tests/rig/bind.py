@@ -4,6 +4,11 @@ Each zone ``$INCLUDE``s ``<include_dir>/acme-challenge.<apex>`` and ``<tlsa_dir>
 by absolute path (named-checkzone resolves relative includes against its own cwd). The SOA
 serial lives in ``serial.<apex>``; the zone file is rendered from a template stored in
 ``rig.json``, which is also how the ``dns-refresh`` script finds everything.
+
+``ZoneSpec(dnssec=True)`` zones are inline-signed by ``dnssec-policy default`` (one CSK, keys
+in ``keys/<apex>/``). named then serves its own signed serial, which only follows the file's
+serial when that is higher: bumps go past the served serial, and a changed zone whose serial
+did not grow is rejected while ``rndc reload`` still exits 0.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import dns.rdatatype
 import dns.rdtypes.ANY.SOA
 import dns.rdtypes.ANY.TXT
 
+from tests.rig.dnssec import signed_at, trust_anchor_ds, zone_keys
 from tests.rig.process import (
     LOOPBACK,
     ManagedProcess,
@@ -60,6 +66,7 @@ class ZoneSpec:
     initial_serial: int = 1
     hostmaster: str = "hostmaster"
     extra_records: Sequence[str] = ()
+    dnssec: bool = False
 
     def __post_init__(self) -> None:
         if not self.ns:
@@ -103,6 +110,11 @@ def render_zone_template(apex: str, spec: ZoneSpec, acme_include: Path, tlsa_inc
         # glue only for in-zone NS names not already given an address
         if _in_zone(absolute, apex):
             addresses.setdefault(absolute, addr)
+    for _, host in spec.mx:
+        absolute = fqdn(host, apex)
+        # an in-zone MX target without an address fails check-integrity and SMTP alike
+        if _in_zone(absolute, apex):
+            addresses.setdefault(absolute, LOOPBACK)
     lines += [f"{name} IN A {addr}" for name, addr in addresses.items()]
     lines += [f"@ IN MX {pref} {fqdn(host, apex)}" for pref, host in spec.mx]
     lines += list(spec.extra_records)
@@ -191,6 +203,25 @@ class Bind(RigService):
     def tlsa_fragment(self, apex: str) -> Path:
         return self.tlsa_dir / f"tlsa.{self._known(apex)}"
 
+    def key_dir(self, apex: str) -> Path:
+        """Where named keeps the DNSSEC keys of a signed zone (kept across restarts)."""
+        return self.workdir / "keys" / self._known(apex)
+
+    @property
+    def signed_zones(self) -> tuple[str, ...]:
+        return tuple(apex for apex, spec in self.zones.items() if spec.dnssec)
+
+    def trust_anchors(self, apex: str | None = None) -> list[str]:
+        """DS trust-anchor lines (``<apex>. DS ...``) of one signed zone, or of all of them,
+        computed from the key files, not from what named serves."""
+        apexes = [self._known(apex)] if apex is not None else list(self.signed_zones)
+        anchors: list[str] = []
+        for key in apexes:
+            if not self.zones[key].dnssec:
+                raise RigError("named", f"{key} is not a signed zone (ZoneSpec(dnssec=True))")
+            anchors += trust_anchor_ds(self.key_dir(key), key)
+        return anchors
+
     def _known(self, apex: str) -> str:
         key = apex.rstrip(".").lower()
         if key not in self.zones:
@@ -207,6 +238,9 @@ class Bind(RigService):
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.include_dir.mkdir(parents=True, exist_ok=True)
         self.tlsa_dir.mkdir(parents=True, exist_ok=True)
+        for apex in self.signed_zones:
+            self.key_dir(apex).mkdir(parents=True, exist_ok=True)
+            self._discard_signed_state(apex)
         # chosen once: a restart keeps the ports pebble and clients were told about
         self._port = claim_port(self._port, "named", udp=True)
         self._rndc_port = claim_port(self._rndc_port, "named (rndc)")
@@ -235,6 +269,14 @@ class Bind(RigService):
             self._proc.stop()
             self._proc = None
 
+    def _discard_signed_state(self, apex: str) -> None:
+        """Journals and the signed copy go before every start; the keys stay. Fragments
+        edited while named was down are otherwise rolled back by the journal or, without a
+        serial bump, never signed (the old set is served). Re-signing takes well under 1 s."""
+        zone = self.zone_file(apex)
+        for suffix in (".jnl", ".jbk", ".signed", ".signed.jnl", ".signed.jbk"):
+            zone.with_name(zone.name + suffix).unlink(missing_ok=True)
+
     def _write_config(self) -> None:
         key_path = self.workdir / "rndc.key"
         if not key_path.exists():
@@ -257,10 +299,7 @@ class Bind(RigService):
             f'options {{ default-key "{RNDC_KEY_NAME}"; default-server {LOOPBACK}; '
             f"default-port {self.rndc_port}; }};\n"
         )
-        zone_stanzas = "".join(
-            f'zone "{apex}" {{ type primary; file "{self.zone_file(apex)}"; }};\n'
-            for apex in self.zones
-        )
+        zone_stanzas = "".join(self._zone_stanza(apex) for apex in self.zones)
         self.named_conf.write_text(
             f'include "{key_path}";\n'
             f"controls {{ inet {LOOPBACK} port {self.rndc_port} allow {{ {LOOPBACK}; }} "
@@ -280,7 +319,7 @@ class Bind(RigService):
             f"    querylog {'yes' if self._querylog else 'no'};\n"
             "};\n" + zone_stanzas
         )
-        zones_state: dict[str, dict[str, str]] = {}
+        zones_state: dict[str, dict[str, str | bool]] = {}
         for apex, spec in self.zones.items():
             for fragment in (self.acme_fragment(apex), self.tlsa_fragment(apex)):
                 fragment.touch(exist_ok=True)  # an empty $INCLUDE file is a valid zone part
@@ -291,6 +330,7 @@ class Bind(RigService):
                 "zone_file": str(self.zone_file(apex)),
                 "serial_file": str(self.serial_file(apex)),
                 "template": template,
+                "dnssec": spec.dnssec,
             }
             serial_file = self.serial_file(apex)
             if not serial_file.exists():
@@ -310,6 +350,14 @@ class Bind(RigService):
             "zones": zones_state,
         }
         _atomic_write(self.state_path, json.dumps(state, indent=2) + "\n")
+
+    def _zone_stanza(self, apex: str) -> str:
+        options = f'type primary; file "{self.zone_file(apex)}";'
+        if self.zones[apex].dnssec:
+            options += (
+                f' key-directory "{self.key_dir(apex)}"; dnssec-policy default; inline-signing yes;'
+            )
+        return f'zone "{apex}" {{ {options} }};\n'
 
     def _check_config(self) -> None:
         self._run_checked(["named-checkconf", str(self.named_conf)], "named-checkconf")
@@ -338,7 +386,11 @@ class Bind(RigService):
                 raise RigError("named", "exited during start-up", tail)
             for apex, want in list(pending.items()):
                 with contextlib.suppress(RigError, OSError, dns.exception.DNSException):
-                    if self.serial(apex, timeout=0.2) == want:
+                    if self.zones[apex].dnssec:
+                        # named serves its own signed serial, never below the file's
+                        if self.serial(apex, timeout=0.2) >= want and self.is_signed(apex):
+                            del pending[apex]
+                    elif self.serial(apex, timeout=0.2) == want:
                         del pending[apex]
             if pending and time.monotonic() > deadline:
                 raise RigError(
@@ -383,10 +435,14 @@ class Bind(RigService):
         return int(self.serial_file(apex).read_text().strip())
 
     def bump_serial(self, apex: str, *, timeout: float = 10.0) -> int:
-        """Serial + 1 in the zone file, reload, wait until served. Returns the new serial."""
+        """Serial + 1 in the zone file, reload, wait until served. Returns the new serial.
+        A signed zone's file serial jumps past the served (signed) one, so named adopts it."""
         key = self._known(apex)
         with self.locked():
             new = self.file_serial(key) + 1
+            if self.zones[key].dnssec:
+                with contextlib.suppress(RigError, OSError, dns.exception.DNSException):
+                    new = max(new, self.serial(key, timeout=1.0) + 1)
             _atomic_write(self.serial_file(key), f"{new}\n")
             template = json.loads(self.state_path.read_text())["zones"][key]["template"]
             _atomic_write(self.zone_file(key), template.replace(SERIAL_TOKEN, str(new)))
@@ -427,11 +483,13 @@ class Bind(RigService):
         *,
         tcp: bool = False,
         edns: bool = False,
+        dnssec: bool = False,
         timeout: float = 2.0,
     ) -> dns.message.Message:
-        """One query straight to this named. Default: UDP without EDNS, as pebble's VA asks."""
+        """One query straight to this named. Default: UDP without EDNS, as pebble's VA asks;
+        ``dnssec`` sets EDNS with DO (RRSIGs in the answer)."""
         kind = dns.rdatatype.from_text(rdtype) if isinstance(rdtype, str) else rdtype
-        request = dns.message.make_query(name, kind, use_edns=edns)
+        request = dns.message.make_query(name, kind, use_edns=edns or dnssec, want_dnssec=dnssec)
         if tcp:
             return dns.query.tcp(request, LOOPBACK, port=self.port, timeout=timeout)
         return dns.query.udp(
@@ -475,6 +533,42 @@ class Bind(RigService):
                 if isinstance(rdata, dns.rdtypes.ANY.SOA.SOA):
                     return int(rdata.serial)
         raise RigError("named", f"{key} SOA: no SOA in the answer")
+
+    def is_signed(self, apex: str, *, timeout: float = 0.5) -> bool:
+        """True once named serves the zone fully signed: the on-disk KSK in the DNSKEY set,
+        and RRSIGs over SOA, DNSKEY, the apex NSEC and every A record of the spec. Initial
+        signing commits several versions; the NSEC chain and A records come last."""
+        key = self._known(apex)
+        spec = self.zones[key]
+        if not spec.dnssec:
+            return False
+        try:
+            # named may be writing the key file right now
+            on_disk = {k.dnskey for k in zone_keys(self.key_dir(key), key) if k.is_sep}
+            response = self.query(key, "DNSKEY", dnssec=True, tcp=True, timeout=timeout)
+        except (dns.exception.DNSException, OSError):
+            return False
+        served = {
+            rd for rrset in response.answer if rrset.rdtype == dns.rdatatype.DNSKEY for rd in rrset
+        }
+        if not on_disk or not on_disk <= served:
+            return False
+        probes = [(f"{key}.", dns.rdatatype.SOA), (f"{key}.", dns.rdatatype.NSEC)]
+        probes += [(fqdn(name, key), dns.rdatatype.A) for name in spec.a]
+        return all(
+            signed_at(LOOPBACK, self.port, name, kind, timeout=timeout) for name, kind in probes
+        )
+
+    def wait_signed(self, apex: str, *, timeout: float = 10.0) -> None:
+        """Polls :meth:`is_signed` (by query, never a blind sleep)."""
+        key = self._known(apex)
+        deadline = time.monotonic() + timeout
+        while not self.is_signed(key):
+            if time.monotonic() > deadline:
+                raise RigError(
+                    "named", f"{key}: not served signed after {timeout}s", self._log_tail()
+                )
+            time.sleep(0.02)
 
     def _log_tail(self) -> str:
         if self._proc is not None:
