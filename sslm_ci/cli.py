@@ -302,6 +302,111 @@ def dhparm(g: Globals, kinds: tuple[str, ...], out_dir: Path | None, max_age_day
         click.echo(line)
 
 
+@cli.command()
+@click.pass_obj
+def validate(g: Globals) -> None:
+    """Check the inventory (and recipients.toml when present); exit 2 on the first problem."""
+    from sslm_ci.config.loader import load_inventory
+    from sslm_ci.gitops.recipients import RECIPIENTS_FILE, load_recipients
+
+    root = g.repo.resolve()
+    inv = load_inventory(root / "inventory", root)
+    if (root / RECIPIENTS_FILE).exists():
+        load_recipients(root)
+    click.echo(f"inventory OK: {len(inv.services)} services in {len(inv.groups)} groups")
+
+
+@cli.command()
+@click.option(
+    "--base",
+    default="HEAD",
+    show_default=True,
+    help="Compare the work tree's inventory with this revision's.",
+)
+@click.option(
+    "--markdown",
+    "markdown_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write the plan as Markdown here ($GITHUB_STEP_SUMMARY is used too).",
+)
+@click.pass_obj
+def plan(g: Globals, base: str, markdown_file: Path | None) -> None:
+    """What renew would do for this change: new/changed services, TLSA, hosts getting keys."""
+    import os
+
+    from sslm_ci.plan_io import gather_plan
+    from sslm_ci.planning import render_markdown, render_text
+
+    result = gather_plan(g.repo.resolve(), base, g.now)
+    click.echo(render_text(result))
+    markdown = render_markdown(result)
+    if markdown_file is not None:
+        from sslm_ci.fsutil import atomic_write
+
+        atomic_write(markdown_file, markdown.encode())
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as fh:
+            fh.write(markdown + "\n")
+
+
+@cli.command("add-service")
+@click.argument("group")
+@click.argument("service")
+@click.option("--ca", "signing_ca", help="signing_ca (default: what the group's services use).")
+@click.option("--san", "sans", multiple=True, help="Certificate name(s); repeat or comma-separate.")
+@click.option(
+    "--dane",
+    multiple=True,
+    metavar="PORT:PROTO:U:S:M[:MX|SANS]",
+    help="A dane_tls entry, e.g. 25:tcp:3:1:1.",
+)
+@click.option("--ktype", type=click.Choice(["ec", "rsa"]), default="ec", show_default=True)
+@click.option("--ec-algo", default="secp384r1", show_default=True)
+@click.option("--rsa-bits", type=click.IntRange(2048, 4096), default=4096, show_default=True)
+@click.option("--cn", help="X509 CN (default: the first name).")
+@click.option("--email", help="X509 email (also used to register an ACME account).")
+@click.option("--org", help="X509 O.")
+@click.pass_obj
+def add_service_cmd(
+    g: Globals,
+    group: str,
+    service: str,
+    signing_ca: str | None,
+    sans: tuple[str, ...],
+    dane: tuple[str, ...],
+    ktype: str,
+    ec_algo: str,
+    rsa_bits: int,
+    cn: str | None,
+    email: str | None,
+    org: str | None,
+) -> None:
+    """Add a service: write inventory/GROUP/SERVICE and list it in ssl-mgr.conf."""
+    from sslm_ci.addservice import NewService, add_service, parse_sans
+
+    root = g.repo.resolve()
+    written = add_service(
+        root / "inventory",
+        root,
+        NewService(
+            group,
+            service,
+            signing_ca,
+            parse_sans(sans),
+            dane,
+            ktype,
+            ec_algo,
+            rsa_bits,
+            cn,
+            email,
+            org,
+        ),
+    )
+    for path in written:
+        click.echo(f"wrote {path.relative_to(root)}")
+
+
 @cli.command("dns-refresh")
 @click.argument("apexes", nargs=-1)
 @click.pass_obj

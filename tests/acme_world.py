@@ -7,14 +7,8 @@ from __future__ import annotations
 
 import os
 import shlex
-import socket
 import sys
-import threading
 from pathlib import Path
-
-import dns.message
-import dns.query
-import dns.rcode
 
 from tests.gitops_world import PROJECT, World, git
 from tests.rig.acme_rig import AcmeRig
@@ -154,46 +148,6 @@ def attach_dns_host(world: World, rig: AcmeRig, web_host: bool = False) -> Path:
     hook.write_text("\n".join(script) + "\n")
     hook.chmod(0o755)
     return world.base / "dns-host"
-
-
-class LaggingProxy:
-    """A fake secondary: forwards to the primary, but only ``after`` the given time, or never
-    (``dead``). Binds 127.0.0.2 on the primary's port, so it is checked on ``check_port``."""
-
-    def __init__(self, upstream_port: int, *, refuse_first: int = 0, dead: bool = False) -> None:
-        self.upstream_port = upstream_port
-        self.refuse_first = refuse_first
-        self.dead = dead
-        self.queries = 0
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.2", upstream_port))
-        self.sock.settimeout(0.2)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data, peer = self.sock.recvfrom(4096)
-            except OSError:
-                continue
-            self.queries += 1
-            if self.dead:
-                continue
-            query = dns.message.from_wire(data)
-            if self.queries <= self.refuse_first:
-                reply = dns.message.make_response(query)
-                reply.set_rcode(dns.rcode.SERVFAIL)
-                self.sock.sendto(reply.to_wire(), peer)
-                continue
-            answer = dns.query.udp(query, "127.0.0.1", port=self.upstream_port, timeout=2)
-            self.sock.sendto(answer.to_wire(), peer)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self.sock.close()
 
 
 def acme_env(rig: AcmeRig) -> dict[str, str]:

@@ -118,6 +118,9 @@ REQUIRED_TOOLS = (
     "named-checkzone",
     "rndc",
     "rndc-confgen",
+    "unbound",
+    "ldns-dane",
+    "tlsa",
 )
 
 

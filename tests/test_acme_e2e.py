@@ -7,7 +7,8 @@ import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tests.acme_world import LaggingProxy, acme_env, attach_dns_host, write_inventory
+from tests.acme_world import acme_env, attach_dns_host, write_inventory
+from tests.dns_proxies import FakeSecondary
 from tests.gitops_world import World, git
 from tests.rig.acme_rig import AcmeRig
 
@@ -153,7 +154,7 @@ def test_ca_down_fails_cleanly(tmp_path: Path, acme_rig: AcmeRig) -> None:
 
 
 def test_a_lagging_nameserver_is_waited_for(tmp_path: Path, acme_rig: AcmeRig) -> None:
-    proxy = LaggingProxy(acme_rig.dns_port, refuse_first=6)
+    proxy = FakeSecondary(acme_rig.dns_port, refuse_first=6)
     try:
         services = {"example.net/web-ec": ("pebble-dns", ["example.net"])}
         world = make_world(tmp_path, acme_rig, services=services, xtra_ns=["127.0.0.2"])
@@ -167,7 +168,7 @@ def test_a_lagging_nameserver_is_waited_for(tmp_path: Path, acme_rig: AcmeRig) -
 
 
 def test_a_dead_nameserver_aborts_before_any_answer(tmp_path: Path, acme_rig: AcmeRig) -> None:
-    proxy = LaggingProxy(acme_rig.dns_port, dead=True)
+    proxy = FakeSecondary(acme_rig.dns_port, dead=True)
     try:
         services = {"example.net/web-ec": ("pebble-dns", ["example.net"])}
         world = make_world(

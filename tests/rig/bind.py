@@ -35,11 +35,10 @@ import dns.rdtypes.ANY.TXT
 from tests.rig.dnssec import signed_at, trust_anchor_ds, zone_keys
 from tests.rig.process import (
     LOOPBACK,
-    ManagedProcess,
+    ProcessService,
     RigError,
-    RigService,
+    chosen_port,
     claim_port,
-    read_tail,
     require_tool,
 )
 
@@ -128,7 +127,7 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-class Bind(RigService):
+class Bind(ProcessService):
     """named for ``zones`` on 127.0.0.1; use as a context manager or start()/stop()."""
 
     def __init__(
@@ -146,7 +145,7 @@ class Bind(RigService):
     ) -> None:
         if not zones:
             raise ValueError("Bind needs at least one zone")
-        self.workdir = workdir.resolve()
+        super().__init__("named", workdir, startup_timeout)
         self.zones = {apex.rstrip(".").lower(): spec for apex, spec in zones.items()}
         self.include_dir = include_dir.resolve()
         self.tlsa_dir = (tlsa_dir or include_dir).resolve()
@@ -154,25 +153,15 @@ class Bind(RigService):
         self._rndc_port = rndc_port
         self._user = user
         self._querylog = querylog
-        self._startup_timeout = startup_timeout
-        self._proc: ManagedProcess | None = None
 
     # ---------------------------------------------------------------- paths and ports
     @property
     def port(self) -> int:
-        if self._port is None:
-            raise RigError("named", "not started: no port chosen yet")
-        return self._port
+        return chosen_port(self._port, "named")
 
     @property
     def rndc_port(self) -> int:
-        if self._rndc_port is None:
-            raise RigError("named", "not started: no rndc port chosen yet")
-        return self._rndc_port
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
+        return chosen_port(self._rndc_port, "named", "rndc")
 
     @property
     def named_conf(self) -> Path:
@@ -230,8 +219,7 @@ class Bind(RigService):
 
     # ---------------------------------------------------------------- lifecycle
     def start(self) -> None:
-        if self._proc is not None:
-            raise RigError("named", "already started")
+        self._refuse_second_start()
         named = require_tool("named", "bind9")
         for tool in ("named-checkconf", "named-checkzone"):
             require_tool(tool, "bind9-utils")
@@ -249,25 +237,7 @@ class Bind(RigService):
         argv = [named, "-g", "-n", "1", "-c", str(self.named_conf)]
         if self._user is not None:
             argv += ["-u", self._user]
-        proc = ManagedProcess(
-            "named",
-            argv,
-            cwd=self.workdir,
-            log_path=self.log_path,
-            pid_path=self.workdir / "named.rig-pid",
-        )
-        proc.start()
-        self._proc = proc
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-
-    def stop(self) -> None:
-        if self._proc is not None:
-            self._proc.stop()
-            self._proc = None
+        self._launch(argv, pid_path=self.workdir / "named.rig-pid")
 
     def _discard_signed_state(self, apex: str) -> None:
         """Journals and the signed copy go before every start; the keys stay. Fragments
@@ -366,24 +336,10 @@ class Bind(RigService):
                 ["named-checkzone", apex, str(self.zone_file(apex))], f"named-checkzone {apex}"
             )
 
-    def _run_checked(self, argv: list[str], what: str) -> str:
-        result = subprocess.run(argv, capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            raise RigError(
-                "named",
-                f"{what} failed (exit {result.returncode})",
-                (result.stdout + result.stderr).strip(),
-            )
-        return result.stdout
-
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + self._startup_timeout
         pending = {apex: self.file_serial(apex) for apex in self.zones}
-        while pending:
-            proc = self._proc
-            if proc is None or not proc.alive():
-                tail = proc.log_tail() if proc is not None else ""
-                raise RigError("named", "exited during start-up", tail)
+
+        def zones_not_served() -> str | None:
             for apex, want in list(pending.items()):
                 with contextlib.suppress(RigError, OSError, dns.exception.DNSException):
                     if self.zones[apex].dnssec:
@@ -392,14 +348,11 @@ class Bind(RigService):
                             del pending[apex]
                     elif self.serial(apex, timeout=0.2) == want:
                         del pending[apex]
-            if pending and time.monotonic() > deadline:
-                raise RigError(
-                    "named",
-                    f"zones not served within {self._startup_timeout}s: {sorted(pending)}",
-                    proc.log_tail(),
-                )
-            if pending:
-                time.sleep(0.02)
+            if not pending:
+                return None
+            return f"zones not served within {self._startup_timeout}s: {sorted(pending)}"
+
+        self._poll_until_ready(zones_not_served)
 
     # ---------------------------------------------------------------- control
     def rndc(self, *args: str) -> subprocess.CompletedProcess[str]:
@@ -411,7 +364,7 @@ class Bind(RigService):
                 "named",
                 f"rndc {' '.join(args)} failed (exit {result.returncode}): "
                 f"{(result.stdout + result.stderr).strip()}",
-                self._log_tail(),
+                self.log_tail(),
             )
         return result
 
@@ -468,7 +421,7 @@ class Bind(RigService):
                     "named",
                     f"{key}: serial {at_least} not served after {timeout}s "
                     f"(serving {served}); the zone probably failed to load",
-                    self._log_tail(),
+                    self.log_tail(),
                 )
             if now > next_reload:
                 self.reload(key)
@@ -551,7 +504,11 @@ class Bind(RigService):
         served = {
             rd for rrset in response.answer if rrset.rdtype == dns.rdatatype.DNSKEY for rd in rrset
         }
-        if not on_disk or not on_disk <= served:
+        dnskey_signed = any(
+            rrset.rdtype == dns.rdatatype.RRSIG and rrset.covers == dns.rdatatype.DNSKEY
+            for rrset in response.answer
+        )
+        if not on_disk or not on_disk <= served or not dnskey_signed:
             return False
         probes = [(f"{key}.", dns.rdatatype.SOA), (f"{key}.", dns.rdatatype.NSEC)]
         probes += [(fqdn(name, key), dns.rdatatype.A) for name in spec.a]
@@ -566,11 +523,6 @@ class Bind(RigService):
         while not self.is_signed(key):
             if time.monotonic() > deadline:
                 raise RigError(
-                    "named", f"{key}: not served signed after {timeout}s", self._log_tail()
+                    "named", f"{key}: not served signed after {timeout}s", self.log_tail()
                 )
             time.sleep(0.02)
-
-    def _log_tail(self) -> str:
-        if self._proc is not None:
-            return self._proc.log_tail()
-        return read_tail(self.log_path)

@@ -278,12 +278,20 @@ def validate_rrset(
 
 
 def tampered(rrset: dns.rrset.RRset) -> dns.rrset.RRset:
-    """A copy of ``rrset`` with one bit of the first rdata's wire form flipped."""
-    rdatas = sorted(rrset, key=lambda rd: rd.to_wire())
-    wire = bytearray(rdatas[0].to_wire())
-    wire[-1] ^= 0x01
-    changed = dns.rdata.from_wire(rrset.rdclass, rrset.rdtype, bytes(wire), 0, len(wire))
-    return dns.rrset.from_rdata_list(rrset.name, rrset.ttl, [changed, *rdatas[1:]])
+    """A copy of ``rrset`` with one bit of the first rdata's wire form flipped (the last bit
+    that still leaves well-formed rdata, e.g. a letter of an MX target)."""
+    rdatas = sorted(rrset, key=lambda rd: rd.to_digestable())
+    original = rdatas[0].to_digestable()
+    for at in reversed(range(len(original))):
+        wire = bytearray(original)
+        wire[at] ^= 0x01
+        try:
+            changed = dns.rdata.from_wire(rrset.rdclass, rrset.rdtype, bytes(wire), 0, len(wire))
+        except dns.exception.DNSException:
+            continue
+        if changed != rdatas[0]:
+            return dns.rrset.from_rdata_list(rrset.name, rrset.ttl, [changed, *rdatas[1:]])
+    raise ValueError(f"cannot tamper with {rrset.name} {dns.rdatatype.to_text(rrset.rdtype)}")
 
 
 def signature_valid(

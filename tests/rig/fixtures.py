@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,7 @@ import pytest
 from tests.rig.acme_rig import REFRESH_SCRIPT, AcmeRig
 from tests.rig.bind import Bind, ZoneSpec
 from tests.rig.process import RigError, RigService
-from tests.rig.tls import TlsServer
+from tests.rig.tls import ServedIdentity, TlsServer
 from tests.rig.unbound import Unbound
 
 
@@ -125,10 +125,12 @@ class DaneRig(RigService):
             *(apexes or (DANE_APEX,)),
         ]
 
-    def run_refresh(self, *apexes: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def run_refresh(
+        self, *apexes: str, extra_env: Mapping[str, str] | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             self.refresh_command(*apexes),
-            env={**os.environ, **self.refresh_env},
+            env={**os.environ, **self.refresh_env, **(extra_env or {})},
             capture_output=True,
             text=True,
             check=False,
@@ -145,12 +147,17 @@ class DaneRig(RigService):
         if result.returncode != 0:
             raise RigError("dns-refresh", f"exit {result.returncode}", result.stderr.strip())
 
-    def tls_server(
-        self, cert: Path, key: Path, chain: Path | None = None, *, port: int | None = None
-    ) -> TlsServer:
-        """A started s_server presenting ``cert`` (+ ``chain``); stopped with the rig."""
+    def tls_server(self, identity: ServedIdentity, *, port: int | None = None) -> TlsServer:
+        """A started s_server presenting ``identity``; stopped with the rig."""
         index = len(self._servers)
-        server = TlsServer(self.workdir / "tls", cert, key, chain, port=port, name=f"tls-{index}")
+        server = TlsServer(
+            self.workdir / "tls",
+            identity.cert,
+            identity.key,
+            identity.chain,
+            port=port,
+            name=f"tls-{index}",
+        )
         self._servers.append(server)
         server.start()
         return server

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from tests.rig.process import LOOPBACK, RigError, RigService, claim_port
+from tests.rig.process import LOOPBACK, RigError, RigService, chosen_port, claim_port
 
 CHALLENGE_PREFIX = "/.well-known/acme-challenge/"
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+")
@@ -48,9 +48,7 @@ class HttpRoot(RigService):
 
     @property
     def port(self) -> int:
-        if self._port is None:
-            raise RigError("http-root", "not started: no port chosen yet")
-        return self._port
+        return chosen_port(self._port, "http-root")
 
     @property
     def requests(self) -> list[ServedRequest]:

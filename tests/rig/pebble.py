@@ -8,7 +8,6 @@ import ipaddress
 import json
 import os
 import ssl
-import time
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,9 +19,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.rig.process import (
     LOOPBACK,
-    ManagedProcess,
+    ProcessService,
     RigError,
-    RigService,
+    chosen_port,
     claim_port,
     free_port,
     require_tool,
@@ -121,7 +120,7 @@ def write_api_certificate(directory: Path) -> tuple[Path, Path, Path]:
     return ca_path, cert_path, key_path
 
 
-class Pebble(RigService):
+class Pebble(ProcessService):
     """pebble with ``-dnsserver 127.0.0.1:<dns_port>``; start()/stop()/restart() or ``with``.
 
     Ports are chosen at the first start and kept, so a restart serves the same URLs; the
@@ -142,7 +141,7 @@ class Pebble(RigService):
         extra_env: Mapping[str, str] | None = None,
         startup_timeout: float = 15.0,
     ) -> None:
-        self.workdir = workdir.resolve()
+        super().__init__("pebble", workdir, startup_timeout)
         self.dns_port = dns_port
         self._listen_port = listen_port
         self._management_port = management_port
@@ -151,32 +150,25 @@ class Pebble(RigService):
         self.validity_seconds = validity_seconds
         self.strict = strict
         self.extra_env = dict(extra_env or {})
-        self._startup_timeout = startup_timeout
-        self._proc: ManagedProcess | None = None
         self._ssl: ssl.SSLContext | None = None
 
     # ---------------------------------------------------------------- properties
-    def _chosen(self, port: int | None, what: str) -> int:
-        if port is None:
-            raise RigError("pebble", f"not started: no {what} port chosen yet")
-        return port
-
     @property
     def listen_port(self) -> int:
-        return self._chosen(self._listen_port, "ACME")
+        return chosen_port(self._listen_port, "pebble", "ACME")
 
     @property
     def management_port(self) -> int:
-        return self._chosen(self._management_port, "management")
+        return chosen_port(self._management_port, "pebble", "management")
 
     @property
     def http_port(self) -> int:
         """Where pebble's VA connects for http-01 (the HttpRoot must listen here)."""
-        return self._chosen(self._http_port, "http-01")
+        return chosen_port(self._http_port, "pebble", "http-01")
 
     @property
     def tls_port(self) -> int:
-        return self._chosen(self._tls_port, "tls-alpn-01")
+        return chosen_port(self._tls_port, "pebble", "tls-alpn-01")
 
     @property
     def directory_url(self) -> str:
@@ -208,17 +200,9 @@ class Pebble(RigService):
     def log_path(self) -> Path:
         return self.workdir / "pebble.log"
 
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
-
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.alive()
-
     # ---------------------------------------------------------------- lifecycle
     def start(self) -> None:
-        if self._proc is not None:
-            raise RigError("pebble", "already started")
+        self._refuse_second_start()
         pebble = require_tool("pebble", "pebble")
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._listen_port = claim_port(self._listen_port, "pebble")
@@ -258,55 +242,26 @@ class Pebble(RigService):
             # Go flag syntax: "-strict false" would mean strict=true and end flag parsing
             f"-strict={'true' if self.strict else 'false'}",
         ]
-        proc = ManagedProcess(
-            "pebble",
-            argv,
-            cwd=self.workdir,
-            env=env,
-            log_path=self.log_path,
-            pid_path=self.workdir / "pebble.rig-pid",
-        )
-        proc.start()
-        self._proc = proc
-        try:
-            self._wait_ready()
-            self.root_path.write_bytes(self.roots_pem())
-            self.intermediate_path.write_bytes(self.intermediates_pem())
-        except BaseException:
-            self.stop()
-            raise
-
-    def stop(self) -> None:
-        if self._proc is not None:
-            self._proc.stop()
-            self._proc = None
+        self._launch(argv, env=env, pid_path=self.workdir / "pebble.rig-pid")
 
     def restart(self) -> None:
         self.stop()
         self.start()
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + self._startup_timeout
-        last_error = ""
-        while True:
-            proc = self._proc
-            if proc is None or not proc.alive():
-                raise RigError("pebble", "exited during start-up", proc.log_tail() if proc else "")
-            try:
-                directory = json.loads(self._get(self.directory_url, timeout=1.0))
-                if "newOrder" in directory:
-                    return
-                last_error = f"directory without newOrder: {directory}"
-            except (OSError, ValueError, http.client.HTTPException) as exc:
-                last_error = str(exc)
-            if time.monotonic() > deadline:
-                raise RigError(
-                    "pebble",
-                    f"{self.directory_url} not answering after {self._startup_timeout}s: "
-                    f"{last_error}",
-                    proc.log_tail(),
-                )
-            time.sleep(0.05)
+        self._poll_until_ready(self._directory_not_ready, interval=0.05)
+        self.root_path.write_bytes(self.roots_pem())
+        self.intermediate_path.write_bytes(self.intermediates_pem())
+
+    def _directory_not_ready(self) -> str | None:
+        try:
+            directory = json.loads(self._get(self.directory_url, timeout=1.0))
+            if "newOrder" in directory:
+                return None
+            last_error = f"directory without newOrder: {directory}"
+        except (OSError, ValueError, http.client.HTTPException) as exc:
+            last_error = str(exc)
+        return f"{self.directory_url} not answering after {self._startup_timeout}s: {last_error}"
 
     # ---------------------------------------------------------------- API
     def _get(self, url: str, *, timeout: float = 5.0) -> bytes:

@@ -10,7 +10,8 @@ import signal
 import socket
 import subprocess
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
@@ -79,6 +80,14 @@ def claim_port(port: int | None, component: str, *, udp: bool = False) -> int:
         return free_port(udp=udp)
     if not port_is_free(port, udp=udp):
         raise RigError(component, f"port {port} on {LOOPBACK} is already in use")
+    return port
+
+
+def chosen_port(port: int | None, component: str, what: str = "") -> int:
+    """``port`` once start() has chosen it; asked for earlier, an error naming the port."""
+    if port is None:
+        label = f"{what} port" if what else "port"
+        raise RigError(component, f"not started: no {label} chosen yet")
     return port
 
 
@@ -219,3 +228,99 @@ class RigService:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class ProcessService(RigService):
+    """A rig component that is one :class:`ManagedProcess` in ``workdir``.
+
+    Subclasses provide ``log_path``, ``start()`` (ending in :meth:`_launch`) and
+    ``_wait_ready()`` (normally one :meth:`_poll_until_ready`); a start that does not get
+    ready stops the process again, and every error carries ``component`` and the log tail.
+    """
+
+    def __init__(self, component: str, workdir: Path, startup_timeout: float) -> None:
+        self.component = component
+        self.workdir = workdir.resolve()
+        self._startup_timeout = startup_timeout
+        self._proc: ManagedProcess | None = None
+
+    @property
+    def log_path(self) -> Path:
+        raise NotImplementedError
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.alive()
+
+    def log_tail(self, lines: int = 40) -> str:
+        if self._proc is not None:
+            return self._proc.log_tail(lines)
+        return read_tail(self.log_path, lines)
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.stop()
+            self._proc = None
+
+    def _refuse_second_start(self) -> None:
+        if self._proc is not None:
+            raise RigError(self.component, "already started")
+
+    def _run_checked(self, argv: Sequence[str], what: str) -> str:
+        """Runs a checker/helper tool to completion; a non-zero exit is a RigError."""
+        result = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise RigError(
+                self.component,
+                f"{what} failed (exit {result.returncode})",
+                (result.stdout + result.stderr).strip(),
+            )
+        return result.stdout
+
+    def _launch(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        pid_path: Path | None = None,
+    ) -> None:
+        proc = ManagedProcess(
+            self.component,
+            argv,
+            cwd=self.workdir,
+            log_path=self.log_path,
+            env=env,
+            pid_path=pid_path,
+        )
+        proc.start()
+        self._proc = proc
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_ready(self) -> None:
+        raise NotImplementedError
+
+    def _poll_until_ready(
+        self, not_ready: Callable[[], str | None], *, interval: float = 0.02
+    ) -> None:
+        """Calls ``not_ready`` until it returns None. What it returns otherwise is the
+        reason reported once the start-up timeout has passed; the process exiting first
+        is reported at once."""
+        deadline = time.monotonic() + self._startup_timeout
+        while True:
+            proc = self._proc
+            if proc is None or not proc.alive():
+                tail = proc.log_tail() if proc is not None else ""
+                raise RigError(self.component, "exited during start-up", tail)
+            reason = not_ready()
+            if reason is None:
+                return
+            if time.monotonic() > deadline:
+                raise RigError(self.component, reason, proc.log_tail())
+            time.sleep(interval)

@@ -8,18 +8,16 @@ import contextlib
 import socket
 import ssl
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from tests.rig.dnssec import DnssecError
 from tests.rig.process import (
     LOOPBACK,
-    ManagedProcess,
+    ProcessService,
     RigError,
-    RigService,
+    chosen_port,
     claim_port,
-    read_tail,
     require_tool,
 )
 from tests.rig.unbound import Unbound
@@ -37,8 +35,37 @@ class ServedIdentity:
     key: Path
     chain: Path | None = None
 
+    def resolved(self) -> ServedIdentity:
+        """The same files by absolute path (s_server runs with its own cwd)."""
+        return ServedIdentity(
+            self.cert.resolve(), self.key.resolve(), self.chain and self.chain.resolve()
+        )
 
-class TlsServer(RigService):
+
+def write_identity(
+    directory: Path,
+    tag: str,
+    cert_pem: bytes,
+    key_pem: bytes,
+    chain_pem: bytes | None = None,
+) -> ServedIdentity:
+    """``<tag>.crt``, ``<tag>.key`` (mode 0600) and ``<tag>.chain.pem`` in ``directory``,
+    which must be a scratch directory outside any git repository."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cert = directory / f"{tag}.crt"
+    key = directory / f"{tag}.key"
+    cert.write_bytes(cert_pem)
+    key.touch(mode=0o600, exist_ok=True)
+    key.chmod(0o600)
+    key.write_bytes(key_pem)
+    chain = None
+    if chain_pem is not None:
+        chain = directory / f"{tag}.chain.pem"
+        chain.write_bytes(chain_pem)
+    return ServedIdentity(cert, key, chain)
+
+
+class TlsServer(ProcessService):
     """``openssl s_server -www`` on 127.0.0.1; serves until stopped (no ``-naccept``).
 
     :meth:`restart` keeps the port and swaps the identity: the "curr, then next" step of a
@@ -56,33 +83,21 @@ class TlsServer(RigService):
         name: str = "tls",
         startup_timeout: float = 5.0,
     ) -> None:
-        self.workdir = workdir.resolve()
-        self.identity = ServedIdentity(cert.resolve(), key.resolve(), chain and chain.resolve())
+        super().__init__(name, workdir, startup_timeout)
+        self.identity = ServedIdentity(cert, key, chain).resolved()
         self.name = name
         self._port = port
-        self._startup_timeout = startup_timeout
-        self._proc: ManagedProcess | None = None
 
     @property
     def port(self) -> int:
-        if self._port is None:
-            raise RigError(self.name, "not started: no port chosen yet")
-        return self._port
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
+        return chosen_port(self._port, self.name)
 
     @property
     def log_path(self) -> Path:
         return self.workdir / f"{self.name}.log"
 
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.alive()
-
     def start(self) -> None:
-        if self._proc is not None:
-            raise RigError(self.name, "already started")
+        self._refuse_second_start()
         openssl = require_tool("openssl", "openssl")
         for path in (self.identity.cert, self.identity.key, self.identity.chain):
             if path is not None and not path.is_file():
@@ -103,24 +118,12 @@ class TlsServer(RigService):
         ]
         if self.identity.chain is not None:
             argv += ["-cert_chain", str(self.identity.chain)]
-        proc = ManagedProcess(self.name, argv, cwd=self.workdir, log_path=self.log_path)
-        proc.start()
-        self._proc = proc
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
+        self._launch(argv)
 
-    def stop(self) -> None:
-        if self._proc is not None:
-            self._proc.stop()
-            self._proc = None
-
-    def restart(self, cert: Path, key: Path, chain: Path | None = None) -> None:
+    def restart(self, identity: ServedIdentity) -> None:
         """Same port, new identity; returns once the new leaf is the one served."""
         self.stop()
-        self.identity = ServedIdentity(cert.resolve(), key.resolve(), chain and chain.resolve())
+        self.identity = identity.resolved()
         self.start()
 
     def served_certificate(self, *, timeout: float = 2.0) -> bytes:
@@ -142,27 +145,14 @@ class TlsServer(RigService):
             self.identity.cert.read_text().split("-----END CERTIFICATE-----")[0]
             + "-----END CERTIFICATE-----\n"
         )
-        deadline = time.monotonic() + self._startup_timeout
-        while True:
-            proc = self._proc
-            if proc is None or not proc.alive():
-                tail = proc.log_tail() if proc is not None else ""
-                raise RigError(self.name, "exited during start-up", tail)
+
+        def not_serving() -> str | None:
             with contextlib.suppress(OSError):
                 if self.served_certificate(timeout=0.5) == want:
-                    return
-            if time.monotonic() > deadline:
-                raise RigError(
-                    self.name,
-                    f"not serving {self.identity.cert.name} within {self._startup_timeout}s",
-                    proc.log_tail(),
-                )
-            time.sleep(0.02)
+                    return None
+            return f"not serving {self.identity.cert.name} within {self._startup_timeout}s"
 
-    def log_tail(self, lines: int = 40) -> str:
-        if self._proc is not None:
-            return self._proc.log_tail(lines)
-        return read_tail(self.log_path, lines)
+        self._poll_until_ready(not_serving)
 
 
 def tcp_owner(port: int, host: str) -> str:
