@@ -222,13 +222,6 @@ class Store:
     def write_tlsa(self, apex: str, text: str) -> bool:
         return write_if_changed(self.root / self.tlsa_rel(apex), text.encode())
 
-    def remove_tlsa(self, apex: str) -> bool:
-        path = self.root / self.tlsa_rel(apex)
-        if path.exists():
-            path.unlink()
-            return True
-        return False
-
     def tlsa_apexes(self) -> Iterator[str]:
         zones = self.root / ZONES_DIR
         if zones.is_dir():
