@@ -2,7 +2,7 @@
 # Install the Debian packages that the real-part tests use, when we are root.
 # Non-root: print what is missing; the test suite decides (CI=true fails on a missing tool).
 set -eu
-PKGS="git openssl openssh-client pebble bind9 bind9-utils bind9-dnsutils unbound ldnsutils hash-slinger"
+PKGS="git openssl openssh-client pebble bind9 bind9-utils bind9-dnsutils unbound ldnsutils hash-slinger chromium"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -124,6 +124,52 @@ def _report(result: Any) -> None:
         click.echo(f"{result.stage}: nothing to do")
 
 
+def _report_options(func: F) -> F:
+    func = click.option(
+        "--html",
+        "page_dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        help="Write a static status page (index.html) into this directory.",
+    )(func)
+    func = click.option(
+        "--prometheus",
+        "metrics_file",
+        type=click.Path(path_type=Path, dir_okay=False),
+        envvar="SSLM_CI_METRICS_FILE",
+        help="Write node_exporter textfile metrics here (*.prom).",
+    )(func)
+    func = click.option(
+        "--markdown",
+        "summary_file",
+        type=click.Path(path_type=Path, dir_okay=False),
+        envvar="SSLM_CI_SUMMARY_FILE",
+        help="Write the Markdown summary here too ($GITHUB_STEP_SUMMARY is used when set).",
+    )(func)
+    return func
+
+
+def _publish(
+    g: Globals,
+    reports: tuple[Path | None, Path | None, Path | None],
+    run: Any = None,
+    selection: Sequence[str] = (),
+) -> None:
+    """Job summary (always when $GITHUB_STEP_SUMMARY is set), metrics, page."""
+    import os
+
+    from sslm_ci.report.summary import ReportTargets, gather_rows, publish_reports
+
+    summary_file, metrics_file, page_dir = reports
+    if not (os.environ.get("GITHUB_STEP_SUMMARY") or summary_file or metrics_file or page_dir):
+        return
+    now = g.now
+    rows = gather_rows(g.repo, now, selection)
+    targets = ReportTargets(summary_file, metrics_file, page_dir)
+    for path in publish_reports(rows, now, targets, os.environ, run):
+        if g.verbose:
+            click.echo(f"wrote {path}")
+
+
 @cli.command()
 @click.option("-f", "--force", is_flag=True, help="Renew even if not due.")
 @click.option("-r", "--reuse", is_flag=True, help="Reuse curr's key (TLSA 3 1 1 unchanged).")
@@ -142,6 +188,7 @@ def _report(result: Any) -> None:
     help="ACME: certbot --dry-run (validates, keeps nothing).",
 )
 @_push_options
+@_report_options
 @click.argument("selection", nargs=-1)
 @click.pass_obj
 def renew(
@@ -154,6 +201,9 @@ def renew(
     remote: str | None,
     no_push: bool,
     push_retries: int,
+    summary_file: Path | None,
+    metrics_file: Path | None,
+    page_dir: Path | None,
     selection: tuple[str, ...],
 ) -> None:
     """New key, CSR and cert into next for each due service: GROUP:SVC[,SVC] ..."""
@@ -161,8 +211,13 @@ def renew(
 
     ctx = Context(_settings(g, signing_key, remote, no_push, push_retries))
     opts = RenewOptions(force=force, reuse=reuse, acme_test=acme_test, acme_dry_run=acme_dry_run)
-    result = run_renew(ctx, _selection(ctx, selection), options=opts)
+    try:
+        result = run_renew(ctx, _selection(ctx, selection), options=opts)
+    except SslmError:
+        _publish(g, (summary_file, metrics_file, page_dir))
+        raise
     _report(result)
+    _publish(g, (summary_file, metrics_file, page_dir), result)
 
 
 @cli.command()
@@ -175,6 +230,7 @@ def renew(
     help="Only roll a next older than this (config min_roll_mins).",
 )
 @_push_options
+@_report_options
 @click.argument("selection", nargs=-1)
 @click.pass_obj
 def roll(
@@ -185,6 +241,9 @@ def roll(
     remote: str | None,
     no_push: bool,
     push_retries: int,
+    summary_file: Path | None,
+    metrics_file: Path | None,
+    page_dir: Path | None,
     selection: tuple[str, ...],
 ) -> None:
     """Make next the new curr once it is safe."""
@@ -194,29 +253,52 @@ def roll(
     ctx = Context(_settings(g, signing_key, remote, no_push, push_retries))
     result = run_roll(ctx, _selection(ctx, selection), force=force, min_roll_mins=roll_mins)
     _report(result)
+    _publish(g, (summary_file, metrics_file, page_dir), result)
 
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_report_options
 @click.argument("selection", nargs=-1)
 @click.pass_obj
-def status(g: Globals, as_json: bool, selection: tuple[str, ...]) -> None:
+def status(
+    g: Globals,
+    as_json: bool,
+    summary_file: Path | None,
+    metrics_file: Path | None,
+    page_dir: Path | None,
+    selection: tuple[str, ...],
+) -> None:
     """Every service: curr/next expiry, days left, when it renews, roll state."""
-    from sslm_ci.config.loader import load_inventory
-    from sslm_ci.config.selection import parse_selection
-    from sslm_ci.report.status import render_json, render_text, service_status
-    from sslm_ci.stages import renew_input_for
-    from sslm_ci.store import Store
+    from sslm_ci.report.status import render_json, render_text
+    from sslm_ci.report.summary import gather_rows
 
     now = g.now
-    root = g.repo.resolve()
-    inv = load_inventory(root / "inventory", root)
-    store = Store(root)
-    rows = [
-        service_status(inv, store, svc, now, renew_input_for(inv, store, svc, now, False))
-        for svc in parse_selection(list(selection), inv)
-    ]
+    rows = gather_rows(g.repo, now, selection)
     click.echo(render_json(rows, now) if as_json else render_text(rows, now))
+    _publish(g, (summary_file, metrics_file, page_dir), None, selection)
+
+
+@cli.command()
+@click.option("--markdown", "as_markdown", is_flag=True, help="Markdown instead of text.")
+@click.option("-n", "--limit", type=click.IntRange(1), help="At most this many entries.")
+@click.argument("selection", nargs=-1)
+@click.pass_obj
+def history(g: Globals, as_markdown: bool, limit: int | None, selection: tuple[str, ...]) -> None:
+    """The audit log from commit trailers: what changed, when, why, which tag."""
+    from sslm_ci.report.history import history as read_history
+    from sslm_ci.report.history import render_history_markdown, render_history_text
+
+    wanted: set[str] | None = None
+    if selection:
+        from sslm_ci.config.loader import load_inventory
+        from sslm_ci.config.selection import parse_selection
+
+        root = g.repo.resolve()
+        inv = load_inventory(root / "inventory", root)
+        wanted = {s.ident for s in parse_selection(list(selection), inv)}
+    entries = read_history(g.repo.resolve(), wanted, limit=limit)
+    click.echo(render_history_markdown(entries) if as_markdown else render_history_text(entries))
 
 
 @cli.command()

@@ -121,6 +121,7 @@ REQUIRED_TOOLS = (
     "unbound",
     "ldns-dane",
     "tlsa",
+    "chromium",
 )
 
 

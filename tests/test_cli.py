@@ -209,3 +209,43 @@ def _iso_after(epoch: float, days: int) -> str:
     from datetime import UTC, datetime, timedelta
 
     return (datetime.fromtimestamp(epoch, UTC) + timedelta(days=days)).isoformat()
+
+
+def test_status_reports_and_history_through_the_cli(rolled: World, tmp_path: Path) -> None:
+    prom = tmp_path / "metrics" / "sslm.prom"
+    page = tmp_path / "page"
+    md = tmp_path / "summary.md"
+    gh = tmp_path / "github-summary.md"
+    result = rolled.sslm(
+        "status",
+        "--prometheus",
+        str(prom),
+        "--html",
+        str(page),
+        "--markdown",
+        str(md),
+        now=later(days=1),
+        extra_env={"GITHUB_STEP_SUMMARY": str(gh)},
+    )
+    assert result.exit_code == 0, result.output
+    metrics = prom.read_text()
+    assert "sslm_certificate_expiration_timestamp_seconds{" in metrics
+    assert 'service="mail-ec"' in metrics
+    assert "example.com:mail-ec" in (page / "index.html").read_text()
+    assert "mail-ec" in md.read_text() and gh.read_text().strip() == md.read_text().strip()
+
+    renew = rolled.sslm(
+        "renew",
+        "-f",
+        "example.net:web-ec",
+        now=later(days=2),
+        extra_env={"GITHUB_STEP_SUMMARY": str(gh)},
+    )
+    assert renew.exit_code == 0, renew.output
+    assert "example.net:web-ec" in gh.read_text().split("sslm-ci", 2)[-1]
+
+    hist = rolled.run("--repo", str(rolled.repo), "history", "example.net:web-ec")
+    assert hist.exit_code == 0, hist.output
+    assert "renew" in hist.output and "forced" in hist.output
+    assert "sslm/renew/" in hist.output
+    assert "example.com:mail-ec" not in hist.output

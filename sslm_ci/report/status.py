@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 from sslm_ci.config.model import Inventory, Service
-from sslm_ci.policy import Due, RenewInput, renewal_decision
+from sslm_ci.policy import CertFacts, Due, RenewDecision, RenewInput, renew_at, renewal_decision
 from sslm_ci.store import Slot, Store
 
 
@@ -28,6 +28,11 @@ class ServiceStatus:
     renew_reason: str
     renew_at: datetime | None
     roll_state: str
+    # Added for the reports (markdown, metrics, page); defaults keep older constructors working.
+    curr_not_before: datetime | None = None
+    curr_issued_at: datetime | None = None  # curr's info: when it was issued into next
+    curr_rolled_at: datetime | None = None  # curr's info: when it became curr
+    due_since: datetime | None = None  # set when renew_due: see _due_since
 
 
 def _roll_state(
@@ -68,11 +73,27 @@ def _span(delta: timedelta) -> str:
     return f"{secs // 86400}d"
 
 
+def _due_since(decision: RenewDecision, inp: RenewInput) -> datetime | None:
+    """When a due service became due, as far as its certificate tells.
+
+    Expiry-driven reasons have a stable instant in the past (the certificate's own renewal
+    time), so "overdue for more than a day" can be alerted on. Reasons with no such instant
+    (forced, no-current-cert, spec-changed) are due from ``now``; never later than ``now``.
+    """
+    if not isinstance(decision, Due):
+        return None
+    facts: CertFacts | None = inp.next if decision.reason.startswith("next-") else inp.curr
+    if facts is None:
+        return inp.now
+    return min(inp.now, renew_at(facts, inp))
+
+
 def service_status(
     inv: Inventory, store: Store, svc: Service, now: datetime, renew_input: RenewInput
 ) -> ServiceStatus:
     curr = store.read_cert(svc.group, svc.service, Slot.CURR)
     nxt = store.read_cert(svc.group, svc.service, Slot.NEXT)
+    curr_info = store.read_info(svc.group, svc.service, Slot.CURR)
     next_info = store.read_info(svc.group, svc.service, Slot.NEXT)
     retired_info = store.read_info(svc.group, svc.service, Slot.RETIRED)
     decision = renewal_decision(renew_input)
@@ -97,6 +118,10 @@ def service_status(
             retired_info.rolled_at if retired_info else None,
             inv.globals.tlsa_retire_mins,
         ),
+        curr_not_before=curr.not_valid_before_utc if curr else None,
+        curr_issued_at=curr_info.issued_at if curr_info else None,
+        curr_rolled_at=curr_info.rolled_at if curr_info else None,
+        due_since=_due_since(decision, renew_input),
     )
 
 
@@ -131,3 +156,44 @@ def render_json(rows: list[ServiceStatus], now: datetime) -> str:
 
     services = [{k: conv(v) for k, v in asdict(r).items()} for r in rows]
     return json.dumps({"now": now.isoformat(), "services": services}, indent=2)
+
+
+# -- shared by the reports (markdown, metrics, page) ------------------------------------------
+
+
+def is_ready(row: ServiceStatus, now: datetime) -> bool:
+    """curr exists and is inside its validity period at ``now``."""
+    if row.curr_expires is None or now >= row.curr_expires:
+        return False
+    return row.curr_not_before is None or row.curr_not_before <= now
+
+
+def health(row: ServiceStatus, now: datetime) -> str:
+    """One word for colouring and counting: ``missing``, ``expired`` (or not yet valid),
+    ``due`` or ``ok``."""
+    if row.curr_expires is None:
+        return "missing"
+    if not is_ready(row, now):
+        return "expired"
+    return "due" if row.renew_due else "ok"
+
+
+def renewal_time(row: ServiceStatus) -> datetime | None:
+    """When the service renews: its scheduled date, or for a due one when it became due."""
+    return row.due_since if row.renew_due else row.renew_at
+
+
+def count_line(rows: list[ServiceStatus], now: datetime) -> str:
+    """``5 services, 3 due for renewal (1 expired, 1 without a certificate), 1 next waiting``."""
+    states = [health(r, now) for r in rows]
+    text = f"{len(rows)} service{'s' if len(rows) != 1 else ''}"
+    text += f", {sum(1 for r in rows if r.renew_due)} due for renewal"
+    worst = [
+        f"{n} {label}"
+        for state, label in (("expired", "expired"), ("missing", "without a certificate"))
+        if (n := states.count(state))
+    ]
+    if worst:
+        text += f" ({', '.join(worst)})"
+    waiting = sum(1 for r in rows if r.next_expires is not None)
+    return text + f", {waiting} with next waiting to roll"
