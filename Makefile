@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.sslm-ci-installed
 
-.PHONY: demo test lint typecheck unit bench sysdeps clean
+.PHONY: demo test lint typecheck unit bench sysdeps citools clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ $(STAMP): pyproject.toml
 # otherwise the suite reports what is missing (and fails under CI=true).
 sysdeps:
 	@sh scripts/install-sysdeps.sh
+
+# gitlab-ci-local (npm, project-local .ci-tools/) and rsync/shellcheck for the CI-template tests.
+citools:
+	@sh scripts/install-ci-tools.sh
 
 demo: $(STAMP)
 	$(BIN)/python -m sslm_ci.demo
@@ -31,7 +35,7 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q
 
-test: sysdeps $(STAMP) lint typecheck unit
+test: sysdeps citools $(STAMP) lint typecheck unit
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

@@ -489,6 +489,33 @@ def add_service_cmd(
         click.echo(f"wrote {path.relative_to(root)}")
 
 
+@cli.command("ci-templates")
+@click.option("--github/--no-github", default=True, show_default=True)
+@click.option("--gitlab/--no-gitlab", default=True, show_default=True)
+@click.option("--force", is_flag=True, help="Overwrite files that exist.")
+@click.pass_obj
+def ci_templates(g: Globals, github: bool, gitlab: bool, force: bool) -> None:
+    """Put the CI definitions into the repo: .github/workflows/sslm-ci*.yml, .gitlab-ci.yml."""
+    from importlib.resources import files
+
+    from sslm_ci.fsutil import atomic_write
+
+    root = g.repo.resolve()
+    source = files("sslm_ci") / "ci_templates"
+    wanted: list[tuple[str, Path]] = []
+    if github:
+        for name in ("sslm-ci.yml", "sslm-ci-plan.yml"):
+            wanted.append((f"github/{name}", root / ".github" / "workflows" / name))
+    if gitlab:
+        wanted.append(("gitlab-ci.yml", root / ".gitlab-ci.yml"))
+    existing = [str(dest) for _, dest in wanted if dest.exists()]
+    if existing and not force:
+        raise UsageError("ci-templates: would overwrite " + ", ".join(existing) + " (--force)")
+    for rel, dest in wanted:
+        atomic_write(dest, (source / rel).read_bytes())
+        click.echo(f"wrote {dest.relative_to(root)}")
+
+
 @cli.command("dns-refresh")
 @click.argument("apexes", nargs=-1)
 @click.pass_obj

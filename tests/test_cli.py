@@ -249,3 +249,19 @@ def test_status_reports_and_history_through_the_cli(rolled: World, tmp_path: Pat
     assert "renew" in hist.output and "forced" in hist.output
     assert "sslm/renew/" in hist.output
     assert "example.com:mail-ec" not in hist.output
+
+
+def test_ci_templates_are_installed_without_clobbering(tmp_path: Path) -> None:
+    runner = CliRunner()
+    first = runner.invoke(cli, ["--repo", str(tmp_path), "ci-templates"])
+    assert first.exit_code == 0, first.output
+    workflow = tmp_path / ".github/workflows/sslm-ci.yml"
+    assert "sslm-ci" in workflow.read_text()
+    assert "stages:" in (tmp_path / ".gitlab-ci.yml").read_text()
+    workflow.write_text("# mine\n")
+    again = runner.invoke(cli, ["--repo", str(tmp_path), "ci-templates"])
+    assert again.exit_code == 2
+    assert workflow.read_text() == "# mine\n"
+    forced = runner.invoke(cli, ["--repo", str(tmp_path), "ci-templates", "--force"])
+    assert forced.exit_code == 0
+    assert workflow.read_text() != "# mine\n"
