@@ -23,12 +23,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sslm_ci.config.model import KeyOpts, X509Name  # noqa: E402
+from sslm_ci.fsutil import atomic_write  # noqa: E402
 from sslm_ci.gitops.agekeys import generate_age_identity, write_identity_file  # noqa: E402
 from sslm_ci.pki import ca as pki_ca  # noqa: E402
 from sslm_ci.pki import csr as pki_csr  # noqa: E402
 from sslm_ci.pki import keys as pki_keys  # noqa: E402
 from sslm_ci.pki.pem import cert_pem, certs_pem  # noqa: E402
-from sslm_ci.store import Slot, SlotInfo, Store, atomic_write  # noqa: E402
+from sslm_ci.store import Slot, SlotInfo, Store  # noqa: E402
 
 T0 = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 SSLM = [sys.executable, "-m", "sslm_ci"]
