@@ -128,10 +128,15 @@ def test_a_challenge_the_ca_rejects_fails_only_that_service(
         # no A record for this name: pebble's http-01 validation fails
         "example.com/broken": ("pebble-http", ["nowhere.example.com"]),
     }
-    world = make_world(tmp_path, acme_rig, services=services)
+    logs = tmp_path / "logs"
+    world = make_world(tmp_path, acme_rig, services=services, extra_globals=(f"logdir = '{logs}'",))
     result = world.sslm("renew", now=NOW, extra_env=acme_env(acme_rig))
     assert result.exit_code == 1
     assert "example.com:broken: ACME FAILED" in result.output
+    # certbot's own log of the failed order outlives the run's temp dir.
+    kept = list((logs / "letsencrypt").glob("example.com__broken-*.log"))
+    assert len(kept) == 1 and "nowhere.example.com" in kept[0].read_text()
+    assert f"certbot log: {kept[0]}" in result.output
     assert "example.net:web-ec: renewed into next" in result.output
     assert not (world.repo / "certs/example.com/broken/next").exists()
     assert (world.repo / "certs/example.net/web-ec/next/cert.pem").is_file()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -77,6 +78,10 @@ class BatchIO:
     zone_checks: Callable[[dict[str, list[tuple[str, str]]]], list[ZoneCheck]]
     echo: Echo
     account_paths: list[str] = field(default_factory=list)  # accounts written to the repo
+    # certbot's log of a failed order is copied here (ssl-mgr: <logdir>/letsencrypt) before
+    # the run's temp dir goes; None keeps only the error line.
+    log_dir: Path | None = None
+    log_stamp: str = ""
 
 
 @dataclass
@@ -172,13 +177,26 @@ def _stop(procs: Sequence[_Proc]) -> None:
             p.popen.wait()
 
 
-def _result_of(p: _Proc, server: HookServer, dry_run: bool) -> AcmeResult:
+def _keep_log(p: _Proc, io: BatchIO) -> str:
+    log = p.base / "logs" / "letsencrypt.log"
+    if io.log_dir is None or not log.is_file():
+        return ""
+    dest = io.log_dir / "letsencrypt" / f"{p.ident.replace(':', '__')}-{io.log_stamp}.log"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(log, dest)
+    return f" (certbot log: {dest})"
+
+
+def _result_of(p: _Proc, server: HookServer, dry_run: bool, io: BatchIO) -> AcmeResult:
     rc = p.popen.returncode
     n = len(server.challenges_of(p.ident))
     stderr = (p.base / "stderr").read_text(errors="replace") if (p.base / "stderr").exists() else ""
     if rc != 0:
         return AcmeResult(
-            p.ident, False, error=f"certbot exited {rc}: {_tail(stderr)}", challenges=n
+            p.ident,
+            False,
+            error=f"certbot exited {rc}: {_tail(stderr)}{_keep_log(p, io)}",
+            challenges=n,
         )
     if dry_run:
         return AcmeResult(p.ident, True, challenges=n)
@@ -315,7 +333,7 @@ def _drive(
             _stop([p])
             p.popen.returncode = p.popen.returncode or -9
     _cleanup(io)
-    return [_result_of(p, server, opts.dry_run) for p in procs]
+    return [_result_of(p, server, opts.dry_run, io) for p in procs]
 
 
 def _abort(procs: list[_Proc], server: HookServer, io: BatchIO, reason: str) -> list[AcmeResult]:

@@ -12,6 +12,7 @@ from cryptography import x509
 
 from sslm_ci.acme.batch import AcmeOptions, AcmeRequest, BatchIO, Publisher, run_batch
 from sslm_ci.acme.publish import GitPublisher, LocalDnsPublisher, LocalHttpPublisher
+from sslm_ci.clock import stamp
 from sslm_ci.config.model import Service
 from sslm_ci.dns.lookup import resolve_address
 from sslm_ci.dns.propagation import Expected, Server, ZoneCheck
@@ -118,6 +119,8 @@ def issue_acme(
         publishers=publishers_for(ctx, uses_dns, uses_http),
         zone_checks=lambda records: zone_checks_for(ctx, records),
         echo=ctx.echo,
+        log_dir=inv.globals.logdir,
+        log_stamp=stamp(ctx.now),
     )
     options = AcmeOptions(
         test=opts.acme_test,
