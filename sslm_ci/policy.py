@@ -205,6 +205,7 @@ class DaneFacts:
     published_at: datetime | None  # tagger time of the tag that published next's TLSA
     ttl: int  # seconds (largest dane_tls_ttl of the service)
     not_served: str | None  # None: every nameserver serves next's TLSA; else who does not
+    unsigned: str | None = None  # None: the TLSA RRsets verify under the zone's DNSKEYs
 
 
 @dataclass(frozen=True)
@@ -282,6 +283,13 @@ def _gate_tlsa_served(inp: RollInput) -> Hold | None:
     return Hold(f"tlsa-not-served: {dane.not_served}")
 
 
+def _gate_tlsa_signed(inp: RollInput) -> Hold | None:
+    dane = inp.dane
+    if dane is None or dane.tlsa_unchanged or dane.unsigned is None:
+        return None
+    return Hold(f"tlsa-unsigned: {dane.unsigned}")
+
+
 ROLL_CHAIN: tuple[RollCheck, ...] = (
     _gate_next_exists,
     _gate_next_valid,
@@ -289,6 +297,7 @@ ROLL_CHAIN: tuple[RollCheck, ...] = (
     _gate_dns_primary,
     _gate_two_ttl,
     _gate_tlsa_served,
+    _gate_tlsa_signed,
 )
 
 

@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from sslm_ci.config.model import Service
-from sslm_ci.dns.lookup import resolve_address
+from sslm_ci.dns.lookup import resolve_address, tlsa_signature_problem
 from sslm_ci.dns.propagation import (
     DnsQueryError,
     Expected,
@@ -124,6 +124,19 @@ def tlsa_not_served(ctx: Context, svc: Service) -> str | None:
     )
 
 
+def tlsa_unsigned(ctx: Context, svc: Service) -> str | None:
+    """Whether next's TLSA records are DNSSEC-signed at the primary (DANE needs it)."""
+    primary = ctx.inventory.dns_primary_for(svc.group)
+    if primary is None:
+        return "no DNS primary"
+    owners = sorted({rec.owner for rec in service_tlsa(ctx, svc, Slot.NEXT)})
+    server = Server(primary.server, resolve_address(primary.server), primary.port)
+    try:
+        return tlsa_signature_problem(server, svc.group, owners)
+    except OperationalError as exc:
+        return str(exc)
+
+
 def _decide(ctx: Context, svc: Service, force: bool, mins: int) -> tuple[NextFacts | None, object]:
     facts = next_facts(ctx, svc)
     if facts is None:
@@ -139,7 +152,9 @@ def _decide(ctx: Context, svc: Service, force: bool, mins: int) -> tuple[NextFac
     ):
         # Everything else passed: now ask the nameservers (skipped by -f like the other
         # publication gates, but still reported).
-        served = replace(dane, not_served=tlsa_not_served(ctx, svc))
+        served = replace(
+            dane, not_served=tlsa_not_served(ctx, svc), unsigned=tlsa_unsigned(ctx, svc)
+        )
         decision = roll_decision(replace(inp, dane=served))
     return facts, decision
 

@@ -206,3 +206,22 @@ def test_local_publication_and_dns_refresh_on_demand(tmp_path: Path, dane_rig: D
     refresh = w.run("--repo", str(w.repo), "dns-refresh", extra_env=env)
     assert refresh.exit_code == 0, refresh.output
     assert dane_rig.bind.serial("example.com") > again
+
+
+def test_tlsa_in_an_unsigned_zone_holds_the_roll(tmp_path: Path, dane_rig: DaneRig) -> None:
+    # DANE needs DNSSEC: example.net is served unsigned, so its TLSA can never validate.
+    inv = write_inventory(tmp_path / "inv-src", dane_rig)
+    (inv / "example.com").rename(inv / "example.net")
+    for path in (inv / "example.net" / "mail-ec", inv / "ssl-mgr.conf"):
+        text = path.read_text().replace("mail.example.com'", "mail.example.net'")
+        path.write_text(text.replace("'example.com'", "'example.net'"))
+    w = World(tmp_path, inv)
+    w.init()
+    attach_dns_host(w, dane_rig)  # type: ignore[arg-type]
+    env = dane_rig.refresh_env
+    assert w.sslm("renew", now=at(), extra_env=env).exit_code == 0
+    held = w.sslm("roll", now=at(minutes=5), extra_env=env)
+    assert held.exit_code == 0
+    assert "example.net:mail-ec: held (tlsa-unsigned: zone example.net is not DNSSEC-signed" in (
+        held.output
+    ), held.output

@@ -42,6 +42,10 @@ def decide(d: DaneFacts | None, force: bool = False, nxt: NextFacts = NEXT) -> R
             dane(not_served="ns2 (127.0.0.2:53): missing TLSA"),
             "tlsa-not-served: ns2 (127.0.0.2:53): missing TLSA",
         ),
+        (
+            dane(unsigned="zone example.com is not DNSSEC-signed at the primary"),
+            "tlsa-unsigned: zone example.com is not DNSSEC-signed at the primary",
+        ),
         # key reuse with selector 1: nothing new to publish, no wait
         (dane(tlsa_unchanged=True, published_at=None, has_primary=False, not_served="x"), None),
     ],
