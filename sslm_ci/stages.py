@@ -7,6 +7,7 @@ touched to ``HEAD``.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -279,6 +280,28 @@ def refresh_tlsa(ctx: Context, apexes: Sequence[str]) -> list[str]:
     return changed
 
 
+def clear_stale_challenges(ctx: Context) -> list[str]:
+    """Empty challenge fragments and drop http-01 tokens a crashed run left in git.
+
+    A batch always cleans up after itself, but a run that dies between its publish commit and
+    its own commit leaves the published challenges in HEAD; the next renew commits them away.
+    """
+    from sslm_ci.acme.publish import WEBROOT_DIR
+    from sslm_ci.dns.fragments import parse_acme_fragment, render_acme_fragment
+
+    cleared: list[str] = []
+    for frag in sorted((ctx.root / "zones").glob("acme-challenge.*")):
+        if parse_acme_fragment(frag.read_text()):
+            apex = frag.name.removeprefix("acme-challenge.")
+            atomic_write(frag, render_acme_fragment(apex, []).encode())
+            cleared.append(f"zones/{frag.name}")
+    webroot = ctx.root / WEBROOT_DIR
+    if webroot.is_dir():
+        shutil.rmtree(webroot)
+        cleared.append(f"{WEBROOT_DIR}/")
+    return cleared
+
+
 def publish_tlsa_locally(ctx: Context, apexes: Sequence[str]) -> None:
     """``[dns] publish = 'local'``: this host feeds the zones itself (ssl-mgr's way): copy the
     TLSA fragments into ``tlsa_dirs`` and run ``restart_cmd --serial_bump <apex>...``. With
@@ -362,15 +385,7 @@ def _undo_commit(root: Path, tag: str, before: str | None) -> None:
 
 
 def resolve_remote(ctx: Context) -> str | None:
-    names = subprocess.run(
-        ["git", "remote"], cwd=ctx.root, capture_output=True, text=True, check=True
-    ).stdout.split()
-    wanted = ctx.settings.remote
-    if wanted:
-        if wanted not in names:
-            raise OperationalError(f"git remote {wanted!r} does not exist in {ctx.root}")
-        return wanted
-    return "origin" if "origin" in names else None
+    return ctx.git.remote_named(ctx.settings.remote)
 
 
 def unique_tag_name(ctx: Context, base: str) -> str:
@@ -567,6 +582,9 @@ def run_renew(
     failures: list[tuple[str, str]] = []
     with state_transaction(ctx):
         sops_changed = sync_sops_config(ctx)
+        stale = clear_stale_challenges(ctx)
+        if stale:
+            result.warnings.append("cleared challenges left by an earlier run: " + ", ".join(stale))
         inv = ctx.inventory
         due: list[tuple[Service, str]] = []
         for svc in ca_order(inv, selection):

@@ -382,3 +382,27 @@ def test_guard_refuses_a_staged_plaintext_key(world: World) -> None:
     renew = world.sslm("renew")
     assert renew.exit_code == 1
     assert "uncommitted changes" in renew.output
+
+
+def test_renew_clears_challenges_a_crashed_run_left_published(world: World) -> None:
+    # A run that died between its acme publish commit and its own commit.
+    frag = world.repo / "zones/acme-challenge.example.com"
+    frag.parent.mkdir(parents=True)
+    frag.write_text('_acme-challenge.example.com. 60 IN TXT "' + "x" * 43 + '"\n')
+    token = world.repo / "webroot/example.com/.well-known/acme-challenge/tok"
+    token.parent.mkdir(parents=True)
+    token.write_text("tok.thumb")
+    env = {
+        **world.env(),
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
+    git(world.repo, "add", "zones", "webroot")
+    git(world.repo, "commit", "-qm", "acme: publish", env=env)
+    result = world.sslm("renew")
+    assert result.exit_code == 0, result.output
+    assert "cleared challenges left by an earlier run" in result.output
+    assert "TXT" not in git(world.remote, "show", "main:zones/acme-challenge.example.com")
+    assert "webroot" not in git(world.remote, "ls-tree", "-r", "--name-only", "main")

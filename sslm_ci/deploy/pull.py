@@ -236,15 +236,8 @@ def run_pull(settings: PullSettings) -> PullResult:
     result = PullResult()
     installed = _read_state(dest)
 
-    remote = settings.remote
-    remotes = subprocess.run(
-        ["git", "remote"], cwd=clone, capture_output=True, text=True, check=True
-    ).stdout.split()
-    if remote is None and "origin" in remotes:
-        remote = "origin"
+    remote = git.remote_named(settings.remote)
     if remote is not None:
-        if remote not in remotes:
-            raise UsageError(f"git remote {remote!r} does not exist in {clone}")
         git.fetch(remote)
 
     def depth(sha: str) -> int:

@@ -18,7 +18,7 @@ from pathlib import Path
 from git import Git, Repo
 from git.exc import GitCommandError, InvalidGitRepositoryError, NoSuchPathError
 
-from sslm_ci.errors import OperationalError
+from sslm_ci.errors import OperationalError, UsageError
 from sslm_ci.gitops.guard import SecretsGuardError, assert_no_plaintext_secrets
 
 DEFAULT_IDENTITY = ("sslm-ci", "sslm-ci@localhost")
@@ -250,6 +250,16 @@ class GitRepo:
 
     def head(self) -> str:
         return self.rev_parse("HEAD")
+
+    def remote_named(self, wanted: str | None) -> str | None:
+        """``wanted`` if this repo has it (GitError if not); else 'origin' when present;
+        else None (a repo with no remote: commits and tags stay local)."""
+        names = self._run(["remote"]).split()
+        if wanted:
+            if wanted not in names:
+                raise UsageError(f"git remote {wanted!r} does not exist in {self.path}")
+            return wanted
+        return "origin" if "origin" in names else None
 
     def current_branch(self) -> str | None:
         """The checked-out branch, or None on a detached HEAD."""
